@@ -794,47 +794,67 @@ def quantile_loss(model: CCARef) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 
+def _fan_in(m: nn.Module) -> float:
+    """Number of inputs feeding one output (per spatial position on average)."""
+    kh, kw = m.kernel_size
+    if isinstance(m, nn.ConvTranspose2d):
+        return m.in_channels * kh * kw / (m.stride[0] * m.stride[1])
+    return m.in_channels // m.groups * kh * kw
+
+
 @torch.no_grad()
 def randomize_(model: nn.Module, seed: int, scale: float = 0.05) -> nn.Module:
-    """Overwrite parameters with deterministic random values (in sorted-name order,
-    drawn in float64 on the CPU from torch.Generator(seed), then cast):
+    """Overwrite parameters with deterministic, non-trivial random values.
 
-    * conv / deconv weights and biases:  N(0,1) * scale
-    * NAF beta / gamma:                  N(0,1) * 0.3  (non-zero, so blocks act)
-    * LayerNorm2d weight:                1 + N(0,1) * 0.1;  LayerNorm2d bias: N(0,1) * scale
-    * final conv bias of every scale_cc_transforms head: 0.5 + N(0,1) * scale
-      (keeps most raw scales positive; the 0.11 bound handles the rest)
-    * EntropyBottlenecks: matrices / factors / quantiles back to CompressAI init,
-      biases re-drawn U(-0.5, 0.5).
-    Buffers are untouched.
+    Values are drawn in float64 on the CPU from torch.Generator(seed), in sorted-name
+    order, then cast to each parameter's dtype; buffers are untouched.
+
+    * conv / deconv weights: N(0,1) * gain / sqrt(fan_in), gain 1, except
+        - the last conv of g_a (-> y) and of h_a (-> z): gain 3, so y and z span
+          several quantisation bins and rounding really matters;
+        - the last conv of every scale_cc_transforms head: gain 0.25, with bias
+          1 + N(0,1)*scale, so raw scales are mostly positive and O(1) (the 0.11
+          bound handles the rest).
+      (fan_in = Cin/groups*k^2 for Conv2d, Cin*k^2/stride^2 for ConvTranspose2d.)
+      A fixed N(0,1)*scale for all weights makes the default (M=320) config blow
+      up (|x_hat| ~ 1e2..1e3, most likelihoods floored) and leaves z ~ 0 in tiny
+      configs, hence the fan-in scaling.
+    * conv / deconv biases: N(0,1) * scale
+    * NAF beta / gamma: N(0,1) * 0.3 (non-zero, so every block acts)
+    * LayerNorm2d: weight 1 + N(0,1) * 0.1, bias N(0,1) * scale
+    * EntropyBottlenecks: matrices / factors / quantiles put back to their
+      CompressAI init, biases re-drawn U(-0.5, 0.5).
     """
     g = torch.Generator().manual_seed(int(seed))
-    eb_prefixes = []
-    for name, m in sorted(model.named_modules(), key=lambda t: t[0]):
+
+    def randn(shape):
+        return torch.randn(shape, generator=g, dtype=torch.float64)
+
+    for _, m in sorted(model.named_modules(), key=lambda t: t[0]):
         if isinstance(m, EntropyBottleneck):
             m.reset_density_(g)
-            eb_prefixes.append(name + "." if name else "")
-    ln_params = set()
-    for name, m in model.named_modules():
-        if isinstance(m, LayerNorm2d):
-            ln_params.add(f"{name}.weight")
-            ln_params.add(f"{name}.bias")
-    for name, p in sorted(model.named_parameters(), key=lambda t: t[0]):
-        if not p.is_floating_point():
-            continue
-        if any(name.startswith(pre) for pre in eb_prefixes):
-            continue
-        r = torch.randn(p.shape, generator=g, dtype=torch.float64)
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf in ("beta", "gamma"):
-            v = r * 0.3
-        elif name in ln_params and leaf == "weight":
-            v = 1.0 + r * 0.1
-        elif "scale_cc_transforms." in name and name.endswith(".4.bias"):
-            v = 0.5 + r * scale
-        else:
-            v = r * scale
-        p.copy_(v.to(p.dtype))
+
+    last_ga = last_ha = None
+    if isinstance(model, CCARef):
+        last_ga = f"g_a.down.{len(model.g_a.down) - 1}"
+        last_ha = "h_a.4"
+    for name, m in sorted(model.named_modules(), key=lambda t: t[0]):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            gain = 1.0
+            bias_mean = 0.0
+            if name in (last_ga, last_ha):
+                gain = 3.0
+            elif "scale_cc_transforms." in name and name.endswith(".4"):
+                gain, bias_mean = 0.25, 1.0
+            m.weight.copy_((randn(m.weight.shape) * gain / math.sqrt(_fan_in(m))).to(m.weight.dtype))
+            if m.bias is not None:
+                m.bias.copy_((bias_mean + randn(m.bias.shape) * scale).to(m.bias.dtype))
+        elif isinstance(m, LayerNorm2d):
+            m.weight.copy_((1.0 + randn(m.weight.shape) * 0.1).to(m.weight.dtype))
+            m.bias.copy_((randn(m.bias.shape) * scale).to(m.bias.dtype))
+        elif isinstance(m, NAFBlock):
+            m.beta.copy_((randn(m.beta.shape) * 0.3).to(m.beta.dtype))
+            m.gamma.copy_((randn(m.gamma.shape) * 0.3).to(m.gamma.dtype))
     return model
 
 
@@ -920,12 +940,12 @@ def _check_tiny(shape) -> None:
             qg = model.z_entropy_bottleneck.quantiles.grad
             assert qg is None or bool((qg == 0).all())
         losses = {k: v.detach() for k, v in losses.items()}
-        frac = {k: float((v <= 1.001e-9).float().mean()) for k, v in out["likelihoods"].items()}
+        frac = {k: round(float((v <= 1.001e-9).float().mean()), 3) for k, v in out["likelihoods"].items()}
         print(
             f"[ok] tiny {tuple(shape)} training={training}: y {tuple(out['y'].shape)} z {tuple(out['z'].shape)} "
             f"loss {float(losses['loss']):.3f} bpp {float(losses['bpp_loss']):.3f} "
             f"cca {float(losses['cca_loss']):.3f} aux2 {float(losses['aux2_loss']):.3f} "
-            f"|y| {float(out['y'].abs().mean()):.3f} floored {frac}"
+            f"|y| {float(out['y'].detach().abs().mean()):.3f} floored fraction {frac}"
         )
     # injected noise is honoured: same noise -> identical outputs
     out0 = model(x, training=True)
