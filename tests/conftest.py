@@ -1,0 +1,44 @@
+"""Shared fixtures: small configs, the tiny model, optional torch."""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
+KODAK = os.path.join(SHARED_DATA, "kodak")
+
+
+def load_config(name, arg=None):
+  from cca_jax.cli_util import load_config_file
+  spec = os.path.join(ROOT, "configs", f"{name}.py") + (f":{arg}" if arg else "")
+  return load_config_file(spec)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+  return load_config("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_config):
+  from cca_jax.model import CCAModel
+  return CCAModel.from_config(tiny_config.model)
+
+
+@pytest.fixture(scope="session")
+def tiny_params(tiny_model):
+  from cca_jax.model import init_params
+  return init_params(tiny_model, seed=0)
+
+
+@pytest.fixture(scope="session")
+def torch_single_thread():
+  torch = pytest.importorskip("torch")
+  old = torch.get_num_threads()
+  torch.set_num_threads(1)
+  yield torch
+  torch.set_num_threads(old)
