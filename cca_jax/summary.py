@@ -85,6 +85,8 @@ def format_summary(s: dict) -> str:
 
 def main(argv):
   del argv
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)  # jax's backend-probing INFO lines
   if _CONFIG.value is None:
     print("error: --config is required (e.g. --config configs/paper.py)", file=sys.stderr)
     return 2
