@@ -164,7 +164,7 @@ def test_training_forward_and_loss_match_reference(ref):
   _close(out["likelihoods"]["y_aux"], _nhwc(r["likelihoods"]["y_aux"]), atol=1e-4, frac=0.01)
   # The quantile loss (both bottlenecks) matches too.
   q = model.apply({"params": params}, method="quantile_loss")
-  assert float(q) == pytest.approx(float(tr.quantile_loss(net)), rel=1e-4)
+  assert float(q) == pytest.approx(float(tr.quantile_loss(net).detach()), rel=1e-4)
 
 
 def _save_checkpoint(torch, sd, path, wrap=True, prefix="module."):
@@ -247,3 +247,15 @@ def test_cli_rejects_garbage(tmp_path, capsys):
   err = capsys.readouterr().err.strip()
   assert rc == 1 and err.startswith("error:") and len(err.splitlines()) == 1
   assert not (tmp_path / "o").exists()
+
+
+def test_reference_reproduces_the_official_state_dict(torch_single_thread):
+  """The reference the parity tests use has exactly the official names and shapes."""
+  torch = torch_single_thread
+  import torch_reference as tr
+  net = tr.CCARef()
+  sd = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+  official = {name: dims for name, dims, _, _ in _tsv_rows()}
+  assert set(sd) == set(official)
+  for name, dims in official.items():
+    assert sd[name] == dims, name
