@@ -26,8 +26,7 @@ import jax.numpy as jnp
 
 from cca_jax.entropy.auxiliary import AuxEntropyModel
 from cca_jax.entropy.bottleneck import EntropyBottleneck
-from cca_jax.entropy.context import ChannelContext, split_slices
-from cca_jax.entropy.gaussian import gaussian_conditional
+from cca_jax.entropy.context import ChannelContext
 from cca_jax.entropy.slices import slice_sizes
 from cca_jax.ops import ste_round
 from cca_jax.transforms import (AnalysisTransform, HyperAnalysisTransform,
@@ -134,22 +133,14 @@ class CCAModel(nn.Module):
     latent_means, latent_scales = self.hyper_synthesis(z_hat)
 
     y_hat_slices, mus, scales = self.entropy_model(y, latent_means, latent_scales)
-    y_slices = split_slices(y, self.sizes)
-    y_noise = noise.get("y")
-    if training and y_noise is None:
-      y_noise = split_slices(
-          jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5),
-          self.sizes)
-    y_likelihoods = [
-        gaussian_conditional(y_slices[i], scales[i], mus[i], training,
-                             None if y_noise is None else y_noise[i])[1]
-        for i in range(len(y_slices))]
+    y_likelihoods = self.entropy_model.likelihoods(y, mus, scales, training,
+                                                   noise.get("y"))
     y_hat = jnp.concatenate(y_hat_slices, axis=-1)
     x_hat = self.g_s(y_hat)
 
     likelihoods = {"y": y_likelihoods, "z": z_likelihoods}
     if self.aux_model:
-      aux, cca = self.aux_entropymodel(y, latent_means, latent_scales, training,
+      aux, cca = self.aux_entropymodel.rates(y, latent_means, latent_scales, training,
                                        noise.get("y_cca"), noise.get("y_aux"))
       likelihoods["y_cca"] = cca
       likelihoods["y_aux"] = aux

@@ -15,12 +15,8 @@ It returns two likelihood tensors used by the losses (training only, never coded
 
 from __future__ import annotations
 
-import jax
-
 from cca_jax.entropy.bottleneck import EntropyBottleneck
-from cca_jax.entropy.context import ChannelContext, split_slices
-from cca_jax.entropy.gaussian import gaussian_conditional
-from cca_jax.ops import ste_round
+from cca_jax.entropy.context import ChannelContext
 
 
 class AuxEntropyModel(ChannelContext):
@@ -37,24 +33,14 @@ class AuxEntropyModel(ChannelContext):
     super().setup()
     self.y_entropy_bottleneck = EntropyBottleneck(sum(self.sizes))
 
-  def __call__(self, y, latent_means, latent_scales, training: bool,
-               noise_cca=None, noise_aux=None):
+  def rates(self, y, latent_means, latent_scales, training: bool,
+            noise_cca=None, noise_aux=None):
     """Returns ``(y_aux_likelihoods, [y_cca_likelihoods per slice])``.
 
     ``noise_cca`` (a list per slice) and ``noise_aux`` (y's shape) inject the uniform
     noise draws; when ``None`` they come from the ``'noise'`` RNG stream.
     """
-    y_slices = split_slices(y, self.sizes)
-    _, mus, scales = self.run(
-        latent_means, latent_scales,
-        lambda i, mu, scale: ste_round(y_slices[i] - mu) + mu)
-    if training and noise_cca is None:
-      noise_cca = split_slices(
-          jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5),
-          self.sizes)
-    cca = [
-        gaussian_conditional(y_slices[i], scales[i], mus[i], training,
-                             None if noise_cca is None else noise_cca[i])[1]
-        for i in range(self.num_slices)]
+    _, mus, scales = self(y, latent_means, latent_scales)
+    cca = self.likelihoods(y, mus, scales, training, noise_cca)
     _, aux = self.y_entropy_bottleneck(y, training, noise_aux)
     return aux, cca

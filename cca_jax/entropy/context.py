@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cca_jax.entropy.gaussian import gaussian_conditional
 from cca_jax.layers import Conv2d, NAFStack, gelu
 from cca_jax.ops import ste_round
 
@@ -130,6 +131,21 @@ class ChannelContext(nn.Module):
       mus.append(mu)
       scales.append(scale)
     return y_hat, mus, scales
+
+  def likelihoods(self, y: jax.Array, mus, scales, training: bool, noise=None):
+    """Gaussian-conditional likelihoods of each slice of ``y`` (list per slice).
+
+    Training adds uniform noise: ``noise`` (a list per slice) or a draw from the
+    ``'noise'`` RNG stream; evaluation rounds around the means.
+    """
+    y_slices = split_slices(y, self.sizes)
+    if training and noise is None:
+      noise = split_slices(
+          jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5),
+          self.sizes)
+    return [gaussian_conditional(y_slices[i], scales[i], mus[i], training,
+                                 None if noise is None else noise[i])[1]
+            for i in range(self.num_slices)]
 
   def __call__(self, y, latent_means, latent_scales):
     """Straight-through quantisation of ``y`` (training and evaluation forward)."""
