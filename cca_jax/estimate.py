@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cca_jax.metrics import psnr
+from cca_jax.ops import bits
 from cca_jax.padding import crop, pad_centered
 
 
@@ -24,8 +25,8 @@ def _forward(model):
   def fwd(params, x):
     out = model.apply({"params": params}, x, training=False)
     lik = out["likelihoods"]
-    bits_y = jnp.stack([-jnp.sum(jnp.log2(l)) for l in lik["y"]])
-    bits_z = -jnp.sum(jnp.log2(lik["z"]))
+    bits_y = jnp.stack([bits(l) for l in lik["y"]])
+    bits_z = bits(lik["z"])
     return jnp.clip(out["x_hat"], 0.0, 1.0), bits_y, bits_z
   return fwd
 

@@ -28,10 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from cca_jax.ms_ssim import ms_ssim
-
-
-def _bits(likelihoods) -> jax.Array:
-  return -jnp.sum(jnp.log2(likelihoods))
+from cca_jax.ops import bits
 
 
 def rate_terms(likelihoods: dict, num_pixels) -> dict:
@@ -40,12 +37,12 @@ def rate_terms(likelihoods: dict, num_pixels) -> dict:
   Returns ``bpp_y``, ``bpp_z``, ``bpp`` (= y + z), ``slice_bpp`` (one value per
   slice), and with the aux model ``bpp_cca`` and ``slice_bpp_cca``.
   """
-  slice_bpp = jnp.stack([_bits(l) for l in likelihoods["y"]]) / num_pixels
-  out = {"bpp_y": jnp.sum(slice_bpp), "bpp_z": _bits(likelihoods["z"]) / num_pixels,
+  slice_bpp = jnp.stack([bits(l) for l in likelihoods["y"]]) / num_pixels
+  out = {"bpp_y": jnp.sum(slice_bpp), "bpp_z": bits(likelihoods["z"]) / num_pixels,
          "slice_bpp": slice_bpp}
   out["bpp"] = out["bpp_y"] + out["bpp_z"]
   if "y_cca" in likelihoods:
-    slice_cca = jnp.stack([_bits(l) for l in likelihoods["y_cca"]]) / num_pixels
+    slice_cca = jnp.stack([bits(l) for l in likelihoods["y_cca"]]) / num_pixels
     out["slice_bpp_cca"] = slice_cca
     out["bpp_cca"] = jnp.sum(slice_cca)
   return out
