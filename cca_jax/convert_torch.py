@@ -55,7 +55,7 @@ def torch_to_flax_path(name: str) -> tuple[str, ...]:
   return tuple(out)
 
 
-def flax_to_torch_name(path: tuple[str, ...], ndim: int) -> str:
+def flax_to_torch_name(path: tuple[str, ...]) -> str:
   parts = []
   for i, comp in enumerate(path):
     if i == 0 and comp == "entropy_model":
@@ -150,7 +150,7 @@ def torch_to_flax(state_dict: dict, expected_shapes) -> dict:
     flat[path] = arr.astype(np.float32)
   missing = [p for p in expected if p not in flat]
   if missing:
-    names = [flax_to_torch_name(p, len(expected[p])) for p in missing[:5]]
+    names = [flax_to_torch_name(p) for p in missing[:5]]
     raise ConversionError(f"checkpoint lacks {len(missing)} tensor(s) the model needs, "
                           f"e.g. {', '.join(repr(n) for n in names)}")
   return _unflatten(flat)
@@ -161,7 +161,7 @@ def flax_to_torch(params) -> dict:
   out = {}
   for path, v in _flatten(params):
     v = np.asarray(v)
-    name = flax_to_torch_name(path, v.ndim)
+    name = flax_to_torch_name(path)
     out[name] = _to_torch_layout(name, v)
   return out
 

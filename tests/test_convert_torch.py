@@ -47,7 +47,7 @@ def test_official_names_cover_the_paper_model_exactly():
       path = path[:-1] + ("kernel",)
     assert path in expected, name
     assert ct._to_flax_layout(name, fake).shape == expected[path], name
-    assert ct.flax_to_torch_name(path, len(expected[path])) == name
+    assert ct.flax_to_torch_name(path) == name
     seen.add(path)
   assert seen == set(expected)
   buffers = [r[0] for r in _tsv_rows() if r[2] == "buffer"]
