@@ -64,10 +64,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every = 100
   c.eval_every = 5000
 
+  # Input (cca_jax/train/input_pipeline.py). A local image folder by default; a named
+  # TFDS dataset when ``tfds_name`` is set (e.g. ``--config.data.tfds_name=clic``).
   c.data = ml_collections.ConfigDict(dict(
-      train_dir="../shared/data/train",
-      eval_dir="../shared/data/kodak",
-      tfds_name="",
+      train_dir="../shared/data/train",   # PNG/JPEG folder: random patch_size crops
+      eval_dir="../shared/data/kodak",    # validation images: centre crops
+      eval_patch_size=256,                # centre-crop size of validation images
+      num_eval_images=24,                 # validation images used (0 = all)
+      tfds_name="",                       # e.g. "clic"; overrides the folders
+      tfds_data_dir="",                   # TFDS data_dir ("" = TFDS default)
+      tfds_train_split="train",
+      tfds_eval_split="validation",
+      tfds_image_key="image",
+      prefetch=2,                         # batches prefetched per host
   ))
   return c
 
