@@ -60,9 +60,15 @@ def base_config() -> ml_collections.ConfigDict:
   # Two-stage lambda: before the milestone train with 0.3 (targets < 7) or 2
   # (targets 7 and 15), then with the target. Set False to train at the target only.
   c.two_stage_lambda = True
-  c.checkpoint_every = 5000
-  c.log_every = 100
-  c.eval_every = 5000
+  c.stage1_lmbda = -1.0       # stage-1 lambda; < 0: official (0.3 if lmbda < 7 else 2)
+
+  # Checkpoints (orbax, in WORKDIR/checkpoints), logs, validation.
+  c.checkpoint_every = 5000   # steps; a checkpoint is also written at the end
+  c.keep_checkpoints = 3      # the last K are kept
+  c.async_checkpointing = True
+  c.log_every = 100           # console + TensorBoard (WORKDIR/tensorboard)
+  c.eval_every = 5000         # validation on data.eval_dir centre crops (0 = never)
+  c.eval_batch_size = 8       # validation images per jitted step (global)
 
   # Input (cca_jax/train/input_pipeline.py). A local image folder by default; a named
   # TFDS dataset when ``tfds_name`` is set (e.g. ``--config.data.tfds_name=clic``).

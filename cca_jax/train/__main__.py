@@ -1,0 +1,43 @@
+"""Train a CCA model.
+
+  .venv/bin/python -m cca_jax.train --config configs/cpu.py --workdir workdirs/cpu
+  .venv/bin/python -m cca_jax.train --config configs/paper.py:0.85 --workdir W \
+      --config.batch_size=16 --config.data.tfds_name=clic
+
+Any config field can be overridden with ``--config.<field>=<value>``. Re-running with
+the same ``--workdir`` resumes from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "config file (.py[:arg])",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints and logs")
+_DISTRIBUTED = flags.DEFINE_enum(
+    "distributed", "auto", ["auto", "true", "false"],
+    "call jax.distributed.initialize() (auto: when the environment has several "
+    "processes: TPU pod slice, SLURM, JAX_COORDINATOR_ADDRESS)")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from cca_jax.train import partitioning, trainer
+  try:
+    partitioning.maybe_initialize_distributed(_DISTRIBUTED.value)
+    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  app.run(main)

@@ -1,0 +1,105 @@
+"""Checkpoints: a thin layer over orbax's ``CheckpointManager``.
+
+Layout of a training workdir::
+
+    WORKDIR/config.json          the full config of the run (written at start)
+    WORKDIR/checkpoints/<step>/  orbax checkpoints: items 'state' (TrainState) and
+                                 'meta' (JSON: step, config hash)
+    WORKDIR/tensorboard/         TensorBoard summaries
+
+Saving is asynchronous where the platform allows (``async_checkpointing``); orbax
+writes each checkpoint to a temporary directory and renames it when complete, so a
+process killed at any moment (also during a save) leaves the last *complete*
+checkpoint as the latest, and a restart resumes from it. The last
+``keep_checkpoints`` are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+from cca_jax.model import CCAModel, param_shapes
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+
+
+def make_manager(workdir: str, config) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=config.keep_checkpoints,
+      enable_async_checkpointing=bool(config.async_checkpointing),
+      create=True)
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                               item_names=("state", "meta"))
+
+
+def save(manager: ocp.CheckpointManager, state, step: int) -> bool:
+  return manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      meta=ocp.args.JsonSave({"step": int(step)})), force=True)
+
+
+def restore_latest(manager: ocp.CheckpointManager, target):
+  """Restore the latest checkpoint into the structure and shardings of ``target``
+  (the freshly created state). Returns ``(state, step)`` or ``(target, None)``."""
+  step = manager.latest_step()
+  if step is None:
+    return target, None
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract)))
+  return restored["state"], step
+
+
+def write_config(workdir: str, config) -> None:
+  """Save the config next to the checkpoints (refuse a different model config)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    new_model = json.loads(config.model.to_json_best_effort())
+    if _normalise(old.get("model")) != _normalise(new_model):
+      raise ValueError(f"{workdir} holds a run of another model config "
+                       f"({path}); use a new --workdir")
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _normalise(tree):
+  return json.loads(json.dumps(tree, sort_keys=True))
+
+
+def load_latest_params(workdir: str):
+  """Inference-side access to a training workdir: ``(model_config, params, step)``
+  of its latest complete checkpoint (``model_config`` a plain dict)."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise ValueError(f"{workdir} is not a training workdir (no {CONFIG_FILE})")
+  with open(path) as f:
+    model_config = json.load(f)["model"]
+  manager = ocp.CheckpointManager(
+      checkpoint_dir(workdir), item_names=("state", "meta"),
+      options=ocp.CheckpointManagerOptions(read_only=True, create=False))
+  step = manager.latest_step()
+  if step is None:
+    raise ValueError(f"{workdir} has no complete checkpoint")
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore()))
+  manager.close()
+  state = restored["state"]
+  params = state["params"] if isinstance(state, dict) else state.params
+  shapes = param_shapes(CCAModel.from_config(model_config))
+  jax.tree.map(lambda a, b: None, shapes, params)  # structure check
+  return model_config, jax.device_get(params), int(step)

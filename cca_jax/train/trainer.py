@@ -1,0 +1,145 @@
+"""``train_and_evaluate(config, workdir)``: the training loop (Flax-examples style).
+
+Start (or resume) -> for each step: next global batch, jitted data-parallel step,
+console/TensorBoard every ``log_every``, validation every ``eval_every``, an orbax
+checkpoint every ``checkpoint_every`` and at the end. The step count, the schedules,
+the noise and the data order are all functions of the step, so a run resumed from a
+checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import numpy as np
+
+from cca_jax.model import CCAModel
+from cca_jax.train import checkpointing, partitioning
+from cca_jax.train.state import TrainState, create_train_state
+from cca_jax.train.step import make_eval_step, make_train_step
+from cca_jax.train.summaries import (MetricWriter, Throughput, format_eval_line,
+                                     format_train_line)
+
+
+def validate_config(config, num_devices: int) -> None:
+  """Clear errors for configs that cannot run (before any compilation)."""
+  for name in ("num_steps", "batch_size", "checkpoint_every", "log_every"):
+    if int(config[name]) <= 0:
+      raise ValueError(f"config.{name} must be positive, got {config[name]}")
+  if config.batch_size % num_devices:
+    raise ValueError(f"config.batch_size={config.batch_size} is not a multiple of the "
+                     f"{num_devices} devices")
+  if config.patch_size % 64:
+    raise ValueError(f"config.patch_size={config.patch_size} is not a multiple of 64")
+  if config.metric not in ("mse", "ms-ssim"):
+    raise ValueError(f"config.metric={config.metric!r}: expected mse or ms-ssim")
+  if config.metric == "ms-ssim" and config.patch_size <= 160:
+    raise ValueError("MS-SSIM needs patches larger than 160 pixels "
+                     f"(config.patch_size={config.patch_size})")
+
+
+def _mean_metrics(history: list[dict]) -> dict:
+  host = jax.device_get(history)
+  return {k: np.mean([np.asarray(h[k]) for h in host], axis=0) for k in host[0]}
+
+
+def evaluate(eval_step, params, images: np.ndarray, step: int, mesh,
+             batch_size: int) -> dict:
+  """Mean per-image validation metrics over ``images`` (all hosts hold all of them)."""
+  n_dev = mesh.devices.size
+  batch_size = max(n_dev, -(-batch_size // n_dev) * n_dev)
+  sharding = partitioning.data_sharded(mesh)
+  per_image = []
+  for start in range(0, len(images), batch_size):
+    chunk = images[start:start + batch_size]
+    n = len(chunk)
+    if n < batch_size:  # pad with copies of the last image, dropped below
+      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, 0)])
+    x = jax.make_array_from_callback(chunk.shape, sharding, lambda idx: chunk[idx])
+    out = jax.device_get(eval_step(params, x, step))
+    per_image.append({k: np.asarray(v)[:n] for k, v in out.items()})
+  metrics = {k: float(np.mean(np.concatenate([p[k] for p in per_image])))
+             for k in per_image[0]}
+  metrics["num_images"] = len(images)
+  return metrics
+
+
+def train_and_evaluate(config, workdir: str) -> TrainState:
+  """Train ``config`` in ``workdir`` (resuming the latest checkpoint there); returns
+  the final state (replicated on the mesh)."""
+  from cca_jax.train import input_pipeline  # TensorFlow only where data is read
+
+  mesh = partitioning.make_mesh()
+  validate_config(config, mesh.devices.size)
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  checkpointing.write_config(workdir, config)
+  writer = MetricWriter(workdir)
+  writer.print(f"cca-jax training: {jax.process_count()} process(es), "
+               f"{mesh.devices.size} {jax.default_backend()} device(s), "
+               f"global batch {config.batch_size}x{config.patch_size}x"
+               f"{config.patch_size}, workdir {workdir}")
+
+  model = CCAModel.from_config(config.model)
+  t0 = time.perf_counter()
+  state = partitioning.replicate(create_train_state(config, model), mesh)
+  manager = checkpointing.make_manager(workdir, config)
+  state, restored = checkpointing.restore_latest(manager, state)
+  if restored is not None:
+    writer.print(f"restored step {restored} from {checkpointing.checkpoint_dir(workdir)}")
+  else:
+    writer.print(f"initialised {sum(x.size for x in jax.tree.leaves(state.params)):,} "
+                 f"parameters in {time.perf_counter() - t0:.1f} s")
+  start = int(jax.device_get(state.step))
+
+  train_step = partitioning.jit_train_step(make_train_step(config, model), mesh)
+  eval_step = partitioning.jit_eval_step(make_eval_step(config, model), mesh)
+  batches = input_pipeline.train_batches(config, start_step=start)
+  eval_images = None
+
+  history, throughput = [], None
+  step = start
+  for step in range(start + 1, config.num_steps + 1):
+    x = partitioning.global_batch(next(batches), mesh)
+    if throughput is None:
+      t0 = time.perf_counter()
+      train_step = train_step.lower(state, x).compile()
+      writer.print(f"compiled the training step in {time.perf_counter() - t0:.1f} s")
+      throughput = Throughput(step - 1)
+    state, metrics = train_step(state, x)
+    history.append(metrics)
+
+    if step % config.log_every == 0 or step == config.num_steps:
+      m = _mean_metrics(history)
+      history = []
+      steps_s, images_s = throughput.update(step, config.batch_size)
+      writer.print(format_train_line(step, config.num_steps, steps_s, images_s, m))
+      writer.scalars(step, "train", dict(m, steps_per_s=steps_s))
+
+    if config.eval_every and (step % config.eval_every == 0
+                              or step == config.num_steps):
+      if eval_images is None:
+        eval_images = input_pipeline.eval_images(config)
+      em = evaluate(eval_step, state.params, eval_images, step, mesh,
+                    config.eval_batch_size)
+      writer.print(format_eval_line(step, em))
+      writer.scalars(step, "eval", em)
+      throughput.update(step, config.batch_size)  # exclude validation time
+
+    preempted = manager.reached_preemption(step)
+    if step % config.checkpoint_every == 0 or step == config.num_steps or preempted:
+      checkpointing.save(manager, state, step)
+      if preempted:
+        writer.print(f"preemption signal: saved step {step}, stopping")
+        break
+
+  manager.wait_until_finished()
+  manager.close()
+  writer.close()
+  writer.print(f"done at step {step}: checkpoints in "
+               f"{checkpointing.checkpoint_dir(workdir)}, TensorBoard logs in "
+               f"{os.path.join(workdir, 'tensorboard')} "
+               f"(tensorboard --logdir {os.path.join(workdir, 'tensorboard')})")
+  return state
