@@ -1,16 +1,37 @@
 """The ``cca-jax`` command: one entry point, one sub-command per tool.
 
+  cca-jax compress IN OUT.cca --model MODEL [--pad-multiple 128] [--quiet]
+  cca-jax decompress IN.cca OUT.png [--model MODEL] [--quiet]
+  cca-jax info IN.cca [--json]
+  cca-jax export --workdir DIR --out MODEL.ccam
   cca-jax summary --config configs/paper.py
   cca-jax convert-torch CHECKPOINT.pth.tar --config configs/paper.py --out DIR [--image IMG]
 
-Exit codes: 0 success, 1 bad input (one-line ``error:`` message), 2 usage error.
+``-`` reads stdin / writes stdout. ``MODEL`` is a model bundle written by ``export``
+or a directory of ``*.ccam`` bundles; without ``--model`` the environment variable
+``CCA_JAX_MODEL`` is used. ``decompress`` picks, in a directory, the bundle whose id
+the stream names. Output files are written atomically (temp file + rename): a failed
+command leaves no output behind. Images that are not 8-bit RGB (grayscale, palette,
+RGBA, 16-bit) are converted with a ``note:`` on stderr; decompress always writes PNG.
+
+Exit codes: 0 success; 1 bad input (unreadable or non-image input, corrupt or
+truncated stream, a stream of another model, unusable model file) with a one-line
+``error:`` message on stderr; 2 usage error (bad or missing arguments).
 """
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 
+MODEL_ENV = "CCA_JAX_MODEL"
+
 _COMMANDS = {
+    "compress": "compress an image into a .cca stream",
+    "decompress": "decompress a .cca stream into a PNG",
+    "info": "describe a .cca stream (no model needed)",
+    "export": "write a model bundle from weights or a training workdir",
     "summary": "parameter counts and channel groups of a config",
     "convert-torch": "import an official PyTorch checkpoint",
 }
@@ -22,12 +43,213 @@ def _usage() -> str:
   return "\n".join(lines)
 
 
+class _UsageError(Exception):
+  pass
+
+
+class _StdinBytes(io.BytesIO):
+  """Bytes read from stdin, named ``<stdin>`` in error messages."""
+
+  def __str__(self):
+    return "<stdin>"
+
+
+def _read_bytes(path: str) -> bytes:
+  if path == "-":
+    return sys.stdin.buffer.read()
+  if os.path.isdir(path):
+    raise OSError(f"{path}: is a directory")
+  try:
+    with open(path, "rb") as f:
+      return f.read()
+  except FileNotFoundError:
+    raise OSError(f"{path}: no such file") from None
+  except PermissionError:
+    raise OSError(f"{path}: permission denied") from None
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+  """Atomic write (temp file in the same directory + rename), or stdout for ``-``."""
+  if path == "-":
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return
+  directory = os.path.dirname(os.path.abspath(path))
+  if os.path.isdir(path):
+    raise OSError(f"{path}: is a directory")
+  if not os.path.isdir(directory):
+    raise OSError(f"{path}: no such directory {directory}")
+  tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except PermissionError:
+    raise OSError(f"{path}: permission denied") from None
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _model_spec(arg: str | None) -> str:
+  spec = arg or os.environ.get(MODEL_ENV)
+  if not spec:
+    raise _UsageError(f"no model: pass --model MODEL (a .ccam bundle or a directory of "
+                      f"them) or set {MODEL_ENV}")
+  return spec
+
+
+def _parser(prog: str, description: str):
+  import argparse
+  return argparse.ArgumentParser(prog=f"cca-jax {prog}", description=description)
+
+
+def _multiple(text: str) -> int:
+  import argparse
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+  if value not in (64, 128, 192, 256):
+    raise argparse.ArgumentTypeError(f"must be 64, 128, 192 or 256, got {value}")
+  return value
+
+
+def _compress(argv) -> int:
+  p = _parser("compress", "Compress an image (PNG, JPEG, ...) into a .cca stream.")
+  p.add_argument("input", help="image file, or - for stdin")
+  p.add_argument("output", help="output stream (.cca), or - for stdout")
+  p.add_argument("--model", help=f"model bundle or directory (default ${MODEL_ENV})")
+  p.add_argument("--pad-multiple", type=_multiple, default=128,
+                 help="pad (zeros, centred) to a multiple of this: 64, 128 (default, "
+                      "as the official evaluation), 192 or 256")
+  p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
+  args = p.parse_args(argv)
+  spec = _model_spec(args.model)
+
+  from cca_jax.codec import encode, find_bundle, load_bundle
+  from cca_jax.image_io import read_image
+  source = _StdinBytes(sys.stdin.buffer.read()) if args.input == "-" else args.input
+  x, notes = read_image(source)
+  bundle = load_bundle(find_bundle(spec))
+  for note in notes:
+    print(f"note: {note}", file=sys.stderr)
+  enc = encode(bundle, x, args.pad_multiple)
+  _write_bytes(args.output, enc.data)
+  if not args.quiet:
+    h = enc.header
+    npix = h.height * h.width
+    print(f"{args.input} {h.width}x{h.height} -> {args.output}: {len(enc.data):,} bytes, "
+          f"{8 * len(enc.data) / npix:.4f} bpp (z {h.z_length:,} B, y {h.y_length:,} B)",
+          file=sys.stderr)
+  return 0
+
+
+def _png_bytes(image) -> bytes:
+  from PIL import Image
+  buf = io.BytesIO()
+  Image.fromarray(image).save(buf, format="PNG")
+  return buf.getvalue()
+
+
+def _decompress(argv) -> int:
+  p = _parser("decompress", "Decompress a .cca stream into a PNG image.")
+  p.add_argument("input", help=".cca stream, or - for stdin")
+  p.add_argument("output", help="output PNG, or - for stdout")
+  p.add_argument("--model", help="model bundle, or a directory of bundles in which the "
+                                 f"stream's model is looked up (default ${MODEL_ENV})")
+  p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
+  args = p.parse_args(argv)
+  spec = _model_spec(args.model)
+
+  from cca_jax.codec import decode, find_bundle, load_bundle
+  from cca_jax.codec.format import parse_header
+  data = _read_bytes(args.input)
+  header = parse_header(data)
+  bundle = load_bundle(find_bundle(spec, header.model_id))
+  dec = decode(bundle, data)
+  _write_bytes(args.output, _png_bytes(dec.image))
+  if not args.quiet:
+    print(f"{args.input} -> {args.output}: {header.width}x{header.height}",
+          file=sys.stderr)
+  return 0
+
+
+def _info(argv) -> int:
+  p = _parser("info", "Describe a .cca stream: header fields, part sizes, checksum.")
+  p.add_argument("input", help=".cca stream, or - for stdin")
+  p.add_argument("--json", action="store_true", help="print one JSON object")
+  args = p.parse_args(argv)
+
+  from cca_jax.codec.format import HEADER_SIZE, parse
+  from cca_jax.model import DOWNSAMPLING
+  data = _read_bytes(args.input)
+  h, _, _ = parse(data, DOWNSAMPLING)
+  npix = h.height * h.width
+  doc = {
+      "format_version": h.version, "model_id": h.model_id.hex(),
+      "height": h.height, "width": h.width,
+      "padded_height": h.padded_height, "padded_width": h.padded_width,
+      "padding": {"top": h.padding[0][0], "bottom": h.padding[0][1],
+                  "left": h.padding[1][0], "right": h.padding[1][1]},
+      "bytes": {"header": HEADER_SIZE, "z": h.z_length, "y": h.y_length,
+                "total": len(data)},
+      "bpp": 8 * len(data) / npix, "bpp_payload": 8 * (h.z_length + h.y_length) / npix,
+      "checksum": "ok",
+  }
+  if args.json:
+    import json
+    print(json.dumps(doc, sort_keys=True))
+    return 0
+  pad = doc["padding"]
+  print(f"format:    cca-jax stream, version {h.version}")
+  print(f"model id:  {doc['model_id']}")
+  print(f"image:     {h.width}x{h.height} (padded to {h.padded_width}x{h.padded_height}: "
+        f"top {pad['top']}, bottom {pad['bottom']}, left {pad['left']}, "
+        f"right {pad['right']})")
+  print(f"bytes:     {len(data):,} (header {HEADER_SIZE}, z {h.z_length:,}, "
+        f"y {h.y_length:,})")
+  print(f"bpp:       {doc['bpp']:.4f} (payload {doc['bpp_payload']:.4f})")
+  print("checksum:  ok")
+  return 0
+
+
+_CODEC_COMMANDS = {"compress": _compress, "decompress": _decompress, "info": _info}
+
+
+def _run_codec_command(cmd: str, argv) -> int:
+  from cca_jax.cli_util import fail
+  from cca_jax.codec.errors import CodecError
+  from cca_jax.image_io import ImageError
+  try:
+    return _CODEC_COMMANDS[cmd](argv)
+  except _UsageError as e:
+    return fail(e, 2)
+  except (CodecError, ImageError) as e:
+    return fail(e)
+  except OSError as e:
+    if e.strerror and e.filename:
+      return fail(f"{e.filename}: {e.strerror}")
+    return fail(e)
+  except MemoryError:
+    return fail("out of memory")
+  except KeyboardInterrupt:
+    return fail("interrupted", 130)
+  except Exception as e:  # a bug: still one line, still no output file
+    return fail(f"internal error ({e.__class__.__name__}: {e}); please report it")
+
+
 def main(argv=None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help"):
     print(_usage())
     return 0 if argv else 2
   cmd, rest = argv[0], argv[1:]
+  if cmd in _CODEC_COMMANDS:
+    return _run_codec_command(cmd, rest)
+  if cmd == "export":
+    from cca_jax import export
+    return export.main(rest)
   if cmd == "summary":
     from absl import app
     from cca_jax import summary

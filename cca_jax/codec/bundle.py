@@ -1,0 +1,282 @@
+"""The exported model bundle: one self-describing file that a codec needs, and nothing
+else (written by ``cca_jax.export``; docs/format.md describes it).
+
+A bundle is a zip archive (stored, not deflated; fixed timestamps, so the same
+contents give the same bytes) with three members:
+
+* ``manifest.json``: ``format`` ("cca-jax-model"), ``version`` (1), ``sha256`` (the
+  content hash), ``model`` (the ``CCAModel`` fields, ``aux_model`` false), ``tables``
+  (how they were built) and ``meta`` (provenance: source, step; not hashed);
+* ``params.msgpack``: the inference parameters (``flax.serialization`` msgpack; the
+  auxiliary entropy model is dropped, ``estimate.inference_params``);
+* ``tables.msgpack``: the coding tables (``cca_jax.entropy.tables.build_tables``).
+
+The content hash is the sha256 of a canonical serialisation of the model config
+(sorted-key JSON) and of every parameter and table array (sorted by path; dtype, shape
+and little-endian bytes). A stream's header carries its first 8 bytes (the *model
+id*), so a stream is only ever decoded with the model that wrote it. Loading verifies
+the hash, so a damaged bundle is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+import os
+import zipfile
+from collections.abc import Mapping
+
+import numpy as np
+
+from cca_jax.codec.errors import CodecError
+from cca_jax.entropy.tables import ModelTables, build_tables
+
+FORMAT = "cca-jax-model"
+VERSION = 1
+SUFFIX = ".ccam"
+MANIFEST = "manifest.json"
+PARAMS = "params.msgpack"
+TABLES = "tables.msgpack"
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def _flatten(tree, prefix=""):
+  if isinstance(tree, Mapping):
+    for k in sorted(tree):
+      yield from _flatten(tree[k], f"{prefix}/{k}" if prefix else str(k))
+  else:
+    yield prefix, tree
+
+
+def _to_numpy(tree):
+  if isinstance(tree, Mapping):
+    return {str(k): _to_numpy(v) for k, v in tree.items()}
+  return np.asarray(tree)
+
+
+def canonical_config(model_cfg) -> dict:
+  """The model fields as plain JSON types, ``aux_model`` false (inference bundle)."""
+  cfg = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+  cfg = {str(k): list(v) if isinstance(v, (tuple, list)) else v for k, v in cfg.items()}
+  cfg["aux_model"] = False
+  return json.loads(json.dumps(cfg, sort_keys=True))
+
+
+def content_hash(config: dict, params: dict, tables: dict) -> str:
+  """sha256 (hex) of the canonical contents: config, parameters, tables."""
+  h = hashlib.sha256()
+  h.update(f"{FORMAT}/{VERSION}\n".encode())
+  h.update(json.dumps(config, sort_keys=True, separators=(",", ":")).encode())
+  for name, tree in (("params", params), ("tables", tables)):
+    for path, a in _flatten(tree):
+      a = np.ascontiguousarray(a)
+      a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+      h.update(f"\n{name}/{path}:{a.dtype.str}:{list(a.shape)}\n".encode())
+      h.update(a.tobytes())
+  return h.hexdigest()
+
+
+@dataclasses.dataclass(eq=False)
+class ModelBundle:
+  """A loaded (or freshly built) model bundle: what ``compress`` / ``decompress`` take."""
+  config: dict
+  params: dict
+  tables: ModelTables
+  sha256: str
+  meta: dict = dataclasses.field(default_factory=dict)
+  path: str | None = None
+
+  @property
+  def model_id(self) -> bytes:
+    """The 8 bytes a stream's header carries."""
+    return bytes.fromhex(self.sha256)[:8]
+
+  @functools.cached_property
+  def model(self):
+    from cca_jax.model import CCAModel
+    return CCAModel.from_config(self.config, aux_model=False)
+
+  @functools.cached_property
+  def steps(self):
+    from cca_jax.codec.steps import steps_for
+    return steps_for(self.model)
+
+  @functools.cached_property
+  def device_params(self):
+    import jax
+    return jax.device_put(self.params)
+
+  @functools.cached_property
+  def z_models(self):
+    from cca_jax.codec.coder import TableModels
+    return TableModels(self.tables.z)
+
+  @functools.cached_property
+  def y_models(self):
+    from cca_jax.codec.coder import TableModels
+    return TableModels(self.tables.y)
+
+  @property
+  def medians(self) -> np.ndarray:
+    """Per-channel medians of z (float32): z symbols are ``round(z - medians)``."""
+    return np.asarray(self.params["z_entropy_bottleneck"]["quantiles"],
+                      np.float32)[:, 0, 1]
+
+  def describe(self) -> str:
+    return f"{self.path or 'model'} ({self.sha256[:16]})"
+
+
+def make_bundle(model_cfg, params, meta: dict | None = None) -> ModelBundle:
+  """Build a bundle from a model config and parameters: drops the auxiliary model,
+  checks the parameter tree against the config, builds the coding tables."""
+  import jax
+  from cca_jax.estimate import inference_params
+  from cca_jax.model import CCAModel, param_shapes
+  config = canonical_config(model_cfg)
+  params = _to_numpy(inference_params(dict(params)))
+  shapes = param_shapes(CCAModel.from_config(config))
+  expected = {p: tuple(s.shape) for p, s in _flatten(shapes)}
+  got = {p: tuple(a.shape) for p, a in _flatten(params)}
+  missing = sorted(set(expected) - set(got))
+  extra = sorted(set(got) - set(expected))
+  if missing or extra:
+    what = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+    raise CodecError(f"parameters do not fit the model config ({what}; "
+                     f"{len(missing)} missing, {len(extra)} unexpected)")
+  for p in expected:
+    if expected[p] != got[p]:
+      raise CodecError(f"parameter {p} has shape {got[p]}, the config needs {expected[p]}")
+  for p, a in _flatten(params):
+    if not np.all(np.isfinite(a)):
+      raise CodecError(f"parameter {p} is not finite")
+  params = jax.tree.map(lambda a: np.asarray(a, np.float32), params)
+  tables = build_tables(params)
+  digest = content_hash(config, params, tables.to_dict())
+  return ModelBundle(config, params, tables, digest, dict(meta or {}))
+
+
+def _zip_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+  info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+  info.compress_type = zipfile.ZIP_STORED
+  info.external_attr = 0o644 << 16
+  zf.writestr(info, data)
+
+
+def bundle_bytes(bundle: ModelBundle) -> bytes:
+  from flax import serialization
+  manifest = {
+      "format": FORMAT, "version": VERSION, "sha256": bundle.sha256,
+      "model": bundle.config,
+      "tables": {"precision": bundle.tables.y.precision,
+                 "scale_table": {"min": float(bundle.tables.scale_table[0]),
+                                 "max": float(bundle.tables.scale_table[-1]),
+                                 "levels": int(len(bundle.tables.scale_table))},
+                 "z_tables": bundle.tables.z.num_tables,
+                 "y_tables": bundle.tables.y.num_tables},
+      "meta": bundle.meta,
+  }
+  buf = io.BytesIO()
+  with zipfile.ZipFile(buf, "w") as zf:
+    _zip_member(zf, MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+                .encode())
+    _zip_member(zf, PARAMS, serialization.msgpack_serialize(bundle.params))
+    _zip_member(zf, TABLES, serialization.msgpack_serialize(bundle.tables.to_dict()))
+  return buf.getvalue()
+
+
+def save_bundle(bundle: ModelBundle, path: str) -> None:
+  """Write atomically (temp file + rename)."""
+  data = bundle_bytes(bundle)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+  bundle.path = path
+
+
+def _open(path: str) -> zipfile.ZipFile:
+  if os.path.isdir(path):
+    raise CodecError(f"{path}: is a directory, not a model bundle")
+  try:
+    return zipfile.ZipFile(path)
+  except FileNotFoundError:
+    raise CodecError(f"{path}: no such model file") from None
+  except (zipfile.BadZipFile, OSError, ValueError):
+    raise CodecError(f"{path}: not a cca-jax model bundle") from None
+
+
+def _manifest(zf: zipfile.ZipFile, path: str) -> dict:
+  try:
+    doc = json.loads(zf.read(MANIFEST))
+  except (KeyError, ValueError, zipfile.BadZipFile, OSError):
+    raise CodecError(f"{path}: not a cca-jax model bundle (no manifest)") from None
+  if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    raise CodecError(f"{path}: not a cca-jax model bundle")
+  if doc.get("version") != VERSION:
+    raise CodecError(f"{path}: model bundle version {doc.get('version')} is not "
+                     f"supported (this build reads version {VERSION})")
+  return doc
+
+
+def read_manifest(path: str) -> dict:
+  """The manifest only (fast: the weights are not read)."""
+  with _open(path) as zf:
+    return _manifest(zf, path)
+
+
+def load_bundle(path: str) -> ModelBundle:
+  """Load and verify a bundle; raises ``CodecError`` with a one-line message."""
+  from flax import serialization
+  with _open(path) as zf:
+    doc = _manifest(zf, path)
+    try:
+      params = serialization.msgpack_restore(zf.read(PARAMS))
+      tables = ModelTables.from_dict(serialization.msgpack_restore(zf.read(TABLES)))
+      config = doc["model"]
+      digest = content_hash(config, params, tables.to_dict())
+    except CodecError:
+      raise
+    except Exception as e:  # a damaged member: msgpack, zip CRC, missing keys
+      raise CodecError(f"{path}: damaged model bundle ({e.__class__.__name__})") from None
+  if digest != doc.get("sha256"):
+    raise CodecError(f"{path}: damaged model bundle (content hash mismatch)")
+  try:
+    tables.z.validate()
+    tables.y.validate()
+  except ValueError as e:
+    raise CodecError(f"{path}: {e}") from None
+  return ModelBundle(config, params, tables, digest, doc.get("meta", {}), path)
+
+
+def find_bundle(spec: str, model_id: bytes | None = None) -> str:
+  """Resolve ``spec`` (a bundle file, or a directory of ``*.ccam`` bundles) to a
+  bundle path; in a directory, the one whose hash starts with ``model_id`` (or the
+  only one when ``model_id`` is None)."""
+  if not os.path.isdir(spec):
+    if not os.path.exists(spec):
+      raise CodecError(f"{spec}: no such model file or directory")
+    return spec
+  candidates = []
+  for name in sorted(os.listdir(spec)):
+    p = os.path.join(spec, name)
+    if name.endswith(SUFFIX) and os.path.isfile(p):
+      try:
+        candidates.append((p, read_manifest(p)))
+      except CodecError:
+        continue
+  if model_id is not None:
+    hexid = model_id.hex()
+    for p, doc in candidates:
+      if str(doc.get("sha256", "")).startswith(hexid):
+        return p
+    raise CodecError(f"no model with id {hexid} in {spec} ({len(candidates)} bundles)")
+  if len(candidates) != 1:
+    raise CodecError(f"{spec} holds {len(candidates)} model bundles; pass one file")
+  return candidates[0][0]

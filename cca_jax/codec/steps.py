@@ -1,0 +1,70 @@
+"""The device functions of the codec, jit-compiled once per model and shape, shared
+by the encoder and the decoder.
+
+Exactness rests on this file: the decoder must reproduce the encoder's entropy
+parameters bit for bit, so both sides call *the same* compiled functions on *the
+same* inputs (XLA on one machine is deterministic for a given executable and input;
+two differently fused graphs are not guaranteed to agree). The split follows the data
+dependencies of decoding::
+
+  analysis(params, x)                         -> y, z           (encoder only)
+  hyper_synthesis(params, z_hat)              -> latent_means, latent_scales
+  predict(params, i, lm, ls, y_hat_0..i-1)    -> mu_i, scale_i, mean_support_i
+  refine(params, i, mean_support_i, q_i, mu_i) -> y_hat_i = LRP(q_i + mu_i)
+  synthesis(params, y_hat_0..n-1)             -> x_hat          (unclamped)
+
+``predict`` and ``refine`` are ``ChannelContext.predict`` / ``ChannelContext.refine``
+applied through ``model.apply(method=...)``: the codec reuses the model's code, it
+does not copy its math. ``i`` is static (one executable per slice). Parameters are arguments, so bundles of
+one architecture share the compiled functions (``steps_for``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+
+def _analysis(m, x):
+  y = m.g_a(x)
+  return y, m.h_a(y)
+
+
+def _hyper_synthesis(m, z_hat):
+  return m.hyper_synthesis(z_hat)
+
+
+def _predict(m, i, latent_means, latent_scales, context):
+  return m.entropy_model.predict(i, latent_means, latent_scales, context)
+
+
+def _refine(m, i, mean_support, q, mu):
+  return m.entropy_model.refine(i, mean_support, q + mu)
+
+
+def _synthesis(m, y_hat_slices):
+  return m.g_s(jnp.concatenate(y_hat_slices, axis=-1))
+
+
+class CodecSteps:
+  """The jit-compiled steps of one ``CCAModel`` (see the module docstring)."""
+
+  def __init__(self, model):
+    self.model = model
+
+    def apply(method):
+      return lambda params, *args: model.apply({"params": params}, *args, method=method)
+
+    self.analysis = jax.jit(apply(_analysis))
+    self.hyper_synthesis = jax.jit(apply(_hyper_synthesis))
+    self.predict = jax.jit(apply(_predict), static_argnums=1)
+    self.refine = jax.jit(apply(_refine), static_argnums=1)
+    self.synthesis = jax.jit(apply(_synthesis))
+
+
+@functools.lru_cache(maxsize=8)
+def steps_for(model) -> CodecSteps:
+  """The ``CodecSteps`` of a model architecture (``CCAModel`` is hashable)."""
+  return CodecSteps(model)
