@@ -223,6 +223,8 @@ def _run_codec_command(cmd: str, argv) -> int:
   from cca_jax.image_io import ImageError
   try:
     return _CODEC_COMMANDS[cmd](argv)
+  except SystemExit as e:  # argparse: --help (0) or a usage error (2, already printed)
+    return e.code if isinstance(e.code, int) else 2
   except _UsageError as e:
     return fail(e, 2)
   except (CodecError, ImageError) as e:

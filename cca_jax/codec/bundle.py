@@ -198,7 +198,6 @@ def save_bundle(bundle: ModelBundle, path: str) -> None:
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
-  bundle.path = path
 
 
 def _open(path: str) -> zipfile.ZipFile:
