@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -9,6 +10,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
+TRAIN_DATA = os.path.join(SHARED_DATA, "train")
+
+# One persistent compilation cache for the session (subprocesses inherit it): the
+# tiny model's programs compile once, later tests and subprocesses load them.
+os.environ.setdefault("CCA_JAX_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "cca_jax_test_cache"))
+from cca_jax import compilation_cache  # noqa: E402
+compilation_cache.enable()
 KODAK = os.path.join(SHARED_DATA, "kodak")
 
 

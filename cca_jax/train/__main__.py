@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "config file (.py[:arg])",
@@ -23,13 +23,18 @@ _DISTRIBUTED = flags.DEFINE_enum(
     "distributed", "auto", ["auto", "true", "false"],
     "call jax.distributed.initialize() (auto: when the environment has several "
     "processes: TPU pod slice, SLURM, JAX_COORDINATOR_ADDRESS)")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "keep absl INFO logs (orbax, jax)")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not _VERBOSE.value:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save step at INFO
+  from cca_jax import compilation_cache
   from cca_jax.train import partitioning, trainer
+  compilation_cache.enable()
   try:
     partitioning.maybe_initialize_distributed(_DISTRIBUTED.value)
     trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

@@ -47,13 +47,16 @@ def save(manager: ocp.CheckpointManager, state, step: int) -> bool:
       meta=ocp.args.JsonSave({"step": int(step)})), force=True)
 
 
-def restore_latest(manager: ocp.CheckpointManager, target):
-  """Restore the latest checkpoint into the structure and shardings of ``target``
-  (the freshly created state). Returns ``(state, step)`` or ``(target, None)``."""
+def restore_latest(manager: ocp.CheckpointManager, abstract_state, sharding):
+  """Restore the latest checkpoint into the structure of ``abstract_state`` (e.g.
+  ``jax.eval_shape`` of a fresh state), placed with ``sharding``. Returns
+  ``(state, step)``, or ``(None, None)`` when there is no checkpoint."""
   step = manager.latest_step()
   if step is None:
-    return target, None
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    return None, None
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+      abstract_state)
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract)))
   return restored["state"], step

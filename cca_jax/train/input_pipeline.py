@@ -69,7 +69,7 @@ class InputError(ValueError):
 # TensorFlow, quietly and on the CPU only.
 
 
-def _tf():
+def import_tensorflow():
   """Import TensorFlow once: quiet, and hiding accelerators from it."""
   global _tf_module
   if _tf_module is None:
@@ -99,7 +99,7 @@ def _quiet_absl():
 
 
 def _tfds():
-  _tf()
+  import_tensorflow()
   import tensorflow_datasets as tfds
   tfds.disable_progress_bar()
   return tfds
@@ -111,7 +111,7 @@ def _tfds():
 
 def list_images(directory: str) -> list[str]:
   """Every PNG/JPEG under ``directory`` (recursively), sorted by relative path."""
-  tf = _tf()
+  tf = import_tensorflow()
   if not directory:
     raise InputError("no image folder given")
   if not tf.io.gfile.isdir(directory):
@@ -135,7 +135,7 @@ class _Folder:
     self.size = len(self.files)
 
   def read(self, index):
-    tf = _tf()
+    tf = import_tensorflow()
     return tf.io.read_file(tf.gather(tf.constant(self.files), index))
 
 
@@ -186,7 +186,7 @@ class _TFDSSplit:
 
   def read_batch(self, indices):
     """Encoded images at ``indices`` (a 1-D int64 tensor); array_record only."""
-    tf = _tf()
+    tf = import_tensorflow()
     source = self._source
 
     def fetch(idx):
@@ -220,7 +220,7 @@ def _train_source(config):
 
 
 def _decode(encoded):
-  tf = _tf()
+  tf = import_tensorflow()
   image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8,
                              expand_animations=False)
   image.set_shape([None, None, 3])
@@ -229,7 +229,7 @@ def _decode(encoded):
 
 def _pad_to_at_least(image, size: int):
   """Zero-pad ``image`` (centred) so that both sides are at least ``size``."""
-  tf = _tf()
+  tf = import_tensorflow()
   shape = tf.shape(image)
   h, w = tf.maximum(shape[0], size), tf.maximum(shape[1], size)
   return tf.image.pad_to_bounding_box(image, (h - shape[0]) // 2, (w - shape[1]) // 2,
@@ -237,7 +237,7 @@ def _pad_to_at_least(image, size: int):
 
 
 def _key(seed: int, stream: int, *data):
-  tf = _tf()
+  tf = import_tensorflow()
   key = tf.constant([0, int(seed)], tf.int64)
   for d in (stream,) + data:
     key = tf.random.experimental.stateless_fold_in(key, tf.cast(d, tf.int64),
@@ -247,7 +247,7 @@ def _key(seed: int, stream: int, *data):
 
 def random_crop(image, size: int, seed: int, example):
   """The training crop of global example ``example``: ``(size, size, 3)`` uint8."""
-  tf = _tf()
+  tf = import_tensorflow()
   image = _pad_to_at_least(image, size)
   shape = tf.shape(image)
   key = _key(seed, _CROP, example)
@@ -261,21 +261,21 @@ def random_crop(image, size: int, seed: int, example):
 
 
 def _key_fold(key, d: int):
-  tf = _tf()
+  tf = import_tensorflow()
   return tf.random.experimental.stateless_fold_in(key, tf.constant(d, tf.int64),
                                                   alg="philox")
 
 
 def centre_crop(image, size: int):
   """Centre crop (zero-padded if smaller), offsets ``floor((H - size) / 2)``."""
-  tf = _tf()
+  tf = import_tensorflow()
   crop = tf.image.resize_with_crop_or_pad(image, size, size)
   crop.set_shape([size, size, 3])
   return crop
 
 
 def _to_float(batch):
-  tf = _tf()
+  tf = import_tensorflow()
   return tf.cast(batch, tf.float32) * (1.0 / 255.0)
 
 
@@ -301,7 +301,7 @@ def _host_share(config, process_index, process_count):
 
 
 def _permutation(seed: int, epoch, size: int):
-  tf = _tf()
+  tf = import_tensorflow()
   return tf.random.experimental.stateless_shuffle(
       tf.range(size, dtype=tf.int64), seed=_key(seed, _ORDER, epoch), alg="philox")
 
@@ -310,7 +310,7 @@ def train_dataset(config, *, start_step: int = 0, process_index: int | None = No
                   process_count: int | None = None):
   """The ``tf.data.Dataset`` behind ``train_batches`` (infinite, batched, float32;
   ``config.data.prefetch`` batches prefetched, 0 = autotuned)."""
-  tf = _tf()
+  tf = import_tensorflow()
   p, _, batch, local = _host_share(config, process_index, process_count)
   size, seed = int(config.patch_size), int(config.seed)
   if size < 1:
@@ -402,7 +402,7 @@ def eval_images(config, *, process_index: int | None = None,
   ``process_index`` and ``process_count`` a host gets its contiguous share
   (``np.array_split`` boundaries: the first ``n % P`` hosts get one more).
   """
-  tf = _tf()
+  tf = import_tensorflow()
   data = config.data
   size, count = int(data.eval_patch_size), int(data.num_eval_images)
   if size < 1:

@@ -63,7 +63,7 @@ def make_train_step(config, model: CCAModel):
 
     metrics = dict(terms)
     metrics.update(quantile_loss=qloss, lmbda=lmbda, learning_rate=lr(state.step),
-                   grad_norm=optax.global_norm(grads))
+                   grad_norm=optax.tree.norm(grads))
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               quantile_opt_state=qopt_state)
     return new_state, metrics

@@ -83,14 +83,13 @@ class MetricWriter:
 
 
 def _tensorboard_writer(logdir: str):
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   try:
-    import tensorflow as tf
+    from cca_jax.train.input_pipeline import import_tensorflow
+    tf = import_tensorflow()  # quiet, and kept off the accelerators
   except ImportError:
     print("note: TensorFlow is not installed; no TensorBoard summaries",
           file=sys.stderr)
     return None
-  tf.config.set_visible_devices([], "GPU")  # TensorFlow stays off the accelerators
   return tf, tf.summary.create_file_writer(logdir)
 
 

@@ -73,6 +73,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   mesh = partitioning.make_mesh()
   validate_config(config, mesh.devices.size)
+  num_images = input_pipeline.dataset_size(config)  # fails early on a bad data path
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   checkpointing.write_config(workdir, config)
@@ -80,16 +81,21 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   writer.print(f"cca-jax training: {jax.process_count()} process(es), "
                f"{mesh.devices.size} {jax.default_backend()} device(s), "
                f"global batch {config.batch_size}x{config.patch_size}x"
-               f"{config.patch_size}, workdir {workdir}")
+               f"{config.patch_size}, {num_images} training images "
+               f"({input_pipeline.steps_per_epoch(config):.1f} steps per epoch), "
+               f"workdir {workdir}")
 
   model = CCAModel.from_config(config.model)
-  t0 = time.perf_counter()
-  state = partitioning.replicate(create_train_state(config, model), mesh)
   manager = checkpointing.make_manager(workdir, config)
-  state, restored = checkpointing.restore_latest(manager, state)
-  if restored is not None:
-    writer.print(f"restored step {restored} from {checkpointing.checkpoint_dir(workdir)}")
+  t0 = time.perf_counter()
+  if manager.latest_step() is not None:  # resume: no need to initialise
+    abstract = jax.eval_shape(lambda: create_train_state(config, model))
+    state, restored = checkpointing.restore_latest(
+        manager, abstract, partitioning.replicated(mesh))
+    writer.print(f"restored step {restored} from "
+                 f"{checkpointing.checkpoint_dir(workdir)}")
   else:
+    state = partitioning.replicate(create_train_state(config, model), mesh)
     writer.print(f"initialised {sum(x.size for x in jax.tree.leaves(state.params)):,} "
                  f"parameters in {time.perf_counter() - t0:.1f} s")
   start = int(jax.device_get(state.step))
