@@ -181,7 +181,7 @@ def _info(argv) -> int:
   p.add_argument("--json", action="store_true", help="print one JSON object")
   args = p.parse_args(argv)
 
-  from cca_jax.codec.format import HEADER_SIZE, parse
+  from cca_jax.codec.format import parse
   from cca_jax.model import DOWNSAMPLING
   data = _read_bytes(args.input)
   h, _, _ = parse(data, DOWNSAMPLING)
@@ -192,8 +192,9 @@ def _info(argv) -> int:
       "padded_height": h.padded_height, "padded_width": h.padded_width,
       "padding": {"top": h.padding[0][0], "bottom": h.padding[0][1],
                   "left": h.padding[1][0], "right": h.padding[1][1]},
-      "bytes": {"header": HEADER_SIZE, "z": h.z_length, "y": h.y_length,
+      "bytes": {"header": h.header_size, "z": h.z_length, "y": h.y_length,
                 "total": len(data)},
+      "slices": h.num_slices, "index_checks": [f"{c:04x}" for c in h.index_checks],
       "bpp": 8 * len(data) / npix, "bpp_payload": 8 * (h.z_length + h.y_length) / npix,
       "checksum": "ok",
   }
@@ -207,8 +208,9 @@ def _info(argv) -> int:
   print(f"image:     {h.width}x{h.height} (padded to {h.padded_width}x{h.padded_height}: "
         f"top {pad['top']}, bottom {pad['bottom']}, left {pad['left']}, "
         f"right {pad['right']})")
-  print(f"bytes:     {len(data):,} (header {HEADER_SIZE}, z {h.z_length:,}, "
+  print(f"bytes:     {len(data):,} (header {h.header_size}, z {h.z_length:,}, "
         f"y {h.y_length:,})")
+  print(f"slices:    {h.num_slices} (index checks {' '.join(doc['index_checks'])})")
   print(f"bpp:       {doc['bpp']:.4f} (payload {doc['bpp_payload']:.4f})")
   print("checksum:  ok")
   return 0

@@ -11,6 +11,7 @@ import pytest
 from cca_jax.codec import CodecError, compress, decode, decompress, encode, make_bundle
 from cca_jax.codec.codec import MAX_PIXELS, check_multiple
 from cca_jax.codec.coder import SYMBOL_LIMIT
+from cca_jax.codec import format as fmt
 from cca_jax.codec.fuzz import reseal
 from cca_jax.padding import padding_for
 from tests.codec_helpers import synthetic_image, tiny_bundles
@@ -20,7 +21,7 @@ from tests.conftest import KODAK
 # format, the coder, the tables and on XLA's float32 numerics on this CPU (and on the
 # seeded initialisation): a change in any of them changes it. If only numerics moved
 # (new jax, another CPU), check that the round-trip tests pass and update the value.
-GOLDEN_SHA256 = "27f3ccf752b2701ff55d2138be9ce52fc3aa47bbbc68455adcdda72897c8d3e3"
+GOLDEN_SHA256 = "c8e6eda7f51b7cf8993544609430acbcc0987b787547fcc0ddd727278d0d3a8a"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_round_trip_is_bit_exact(bundles):
   assert (h.height, h.width) == (100, 120)
   assert h.padding == padding_for(100, 120, 128) == ((14, 14), (4, 4))
   assert h.model_id == b.model_id
-  assert len(enc.data) == 34 + h.z_length + h.y_length
+  assert len(enc.data) == fmt.header_size(5) + h.z_length + h.y_length == 45 + h.z_length + h.y_length
   # The y symbols are not trivial: many distinct values went through the coder.
   mu_free = enc.y_hat - np.round(enc.y_hat)
   assert len(np.unique(np.round(enc.y_hat))) >= 15 and np.abs(mu_free).max() > 0
@@ -120,6 +121,24 @@ def test_another_models_stream_is_refused(bundles):
   data = compress(bundles["lively"], synthetic_image(100, 120))
   with pytest.raises(CodecError, match="written with model"):
     decode(bundles["other"], data)
+
+
+def test_a_decoder_with_other_entropy_parameters_is_refused(bundles):
+  """Same model id, slightly different scales (as another XLA build or thread count
+  could give): the index checks stop the decoder before it decodes garbage."""
+  import dataclasses
+  b = bundles["lively"]
+  data = compress(b, synthetic_image(100, 120))
+  params = {k: v for k, v in b.params.items()}
+  em = dict(params["entropy_model"])
+  layer = dict(em["scale_cc_transforms_0_4"])
+  layer["bias"] = np.asarray(layer["bias"]) + np.float32(0.05)
+  em["scale_cc_transforms_0_4"] = layer
+  params["entropy_model"] = em
+  drifted = dataclasses.replace(b, params=params)
+  assert drifted.model_id == b.model_id
+  with pytest.raises(CodecError, match="cannot decode exactly here.*slice 0"):
+    decode(drifted, data)
 
 
 def test_huge_declared_size_is_refused_before_any_work(bundles):

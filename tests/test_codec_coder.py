@@ -118,19 +118,24 @@ def test_coder_golden_bytes():
 CODER_GOLDEN = "3bf39795eaf899d9e8327a9846d5f082bd33681afc9111bb7e004f0c684f71a6"
 
 
-def _stream(z=b"\x01\x00\x00\x00", y=b"\x02\x00\x00\x00" * 2):
-  return fmt.pack(b"12345678", 100, 120, ((14, 14), (4, 4)), z, y)
+def _stream(z=b"\x01\x00\x00\x00", y=b"\x02\x00\x00\x00" * 2, checks=(7, 0xBEEF)):
+  return fmt.pack(b"12345678", 100, 120, ((14, 14), (4, 4)), checks, z, y)
 
 
 def test_header_layout_and_parse():
   data = _stream()
-  assert len(data) == fmt.HEADER_SIZE + 12 == 46
+  assert fmt.header_size(2) == 39 and fmt.header_size(5) == 45
+  assert len(data) == 39 + 12
   assert data[:4] == b"\x89CCA" and data[4] == 1 and data[5] == 0
   assert data[6:14] == b"12345678"
-  assert struct.unpack(">HHBBBBII", data[14:30]) == (100, 120, 14, 14, 4, 4, 4, 8)
+  assert struct.unpack(">HHBBBBBHHII", data[14:35]) == (
+      100, 120, 14, 14, 4, 4, 2, 7, 0xBEEF, 4, 8)
   h, z, y = fmt.parse(data)
   assert (h.height, h.width, h.padded_height, h.padded_width) == (100, 120, 128, 128)
+  assert h.index_checks == (7, 0xBEEF) and h.num_slices == 2
   assert (z, y) == (b"\x01\x00\x00\x00", b"\x02\x00\x00\x00" * 2)
+  assert fmt.index_check(np.array([1, 2, 3])) == (__import__("zlib").crc32(b"\x01\x02\x03")
+                                                  & 0xFFFF)
 
 
 @pytest.mark.parametrize("mutate,message", [
@@ -138,7 +143,9 @@ def test_header_layout_and_parse():
     (lambda d: b"PNG" + d[3:], "magic"),
     (lambda d: d[:4] + b"\x02" + d[5:], "version 2"),
     (lambda d: d[:5] + b"\x01" + d[6:], "flags"),
-    (lambda d: d[:20], "header alone"),
+    (lambda d: d[:20], "shorter than the header"),
+    (lambda d: d[:30], "header alone"),
+    (lambda d: d[:22] + b"\x00" + d[23:], "no y slices"),
     (lambda d: d[:-1], "truncated"),
     (lambda d: d + b"\x00", "unexpected bytes"),
     (lambda d: d[:40] + bytes([d[40] ^ 4]) + d[41:], "checksum"),
@@ -158,4 +165,4 @@ def test_header_semantic_checks():
   with pytest.raises(CodecError, match="multiples of 4"):
     fmt.parse(_stream(z=b"\x01\x00\x00"))
   with pytest.raises(CodecError, match="outside"):
-    fmt.pack(b"12345678", 70000, 10, ((0, 0), (0, 0)), b"", b"")
+    fmt.pack(b"12345678", 70000, 10, ((0, 0), (0, 0)), [0], b"", b"")

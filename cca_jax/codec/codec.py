@@ -169,7 +169,7 @@ def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = 
   z_sym = quantize_symbols(z, medians)
   z_hat = dequantize_z(z_sym, medians)
   y_slices = split_slices(y, bundle.model.sizes)
-  y_symbols, y_indexes = [], []
+  y_symbols, y_indexes, checks = [], [], []
 
   def symbols_fn(i, mu, index):
     if not np.all(np.isfinite(mu)):
@@ -177,6 +177,7 @@ def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = 
     s = quantize_symbols(np.asarray(y_slices[i]), mu)
     y_symbols.append(s)
     y_indexes.append(index)
+    checks.append(fmt.index_check(index))
     return s
 
   _coding_time(timer, t0)
@@ -189,7 +190,7 @@ def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = 
   ans = new_coder()
   push_symbols(ans, z_sym, _z_indexes(z_sym.shape), bundle.z_models)
   z_part = coder_to_bytes(ans)
-  data = fmt.pack(bundle.model_id, height, width, padding, z_part, y_part)
+  data = fmt.pack(bundle.model_id, height, width, padding, checks, z_part, y_part)
   _coding_time(timer, t0)
   image_out = None
   if reconstruct:
@@ -217,6 +218,9 @@ def decode(bundle, data: bytes, max_pixels: int = MAX_PIXELS) -> Decoded:
   if header.model_id != bundle.model_id:
     raise CodecError(f"the stream was written with model {header.model_id.hex()}, not "
                      f"with {bundle.describe()}")
+  if header.num_slices != len(bundle.model.sizes):
+    raise CodecError(f"corrupt stream: {header.num_slices} slices, the model has "
+                     f"{len(bundle.model.sizes)}")
   _check_size(header.height, header.width, header.padding, max_pixels)
   hz = header.padded_height // DOWNSAMPLING
   wz = header.padded_width // DOWNSAMPLING
@@ -230,6 +234,11 @@ def decode(bundle, data: bytes, max_pixels: int = MAX_PIXELS) -> Decoded:
   _coding_time(timer, t0)
 
   def symbols_fn(i, mu, index):
+    if fmt.index_check(index) != header.index_checks[i]:
+      raise CodecError(
+          f"cannot decode exactly here: the entropy parameters of slice {i} differ from "
+          "the encoder's (decode with the jax/XLA version, backend and CPU thread "
+          "count the stream was encoded with)")
     return pop_symbols(ans, index, bundle.y_models)
 
   y_hat = slice_loop(bundle, z_hat, symbols_fn, timer)

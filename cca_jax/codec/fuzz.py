@@ -20,15 +20,20 @@ import numpy as np
 
 from cca_jax.codec import format as fmt
 
-_CRC_AT = fmt.HEADER_SIZE - 4
+
+
+def _header_size(data: bytes) -> int:
+  return fmt.header_size(data[22]) if len(data) > 22 else len(data) + 1
 
 
 def reseal(data: bytes) -> bytes:
   """Recompute the checksum of a (possibly mutated) stream."""
-  if len(data) < fmt.HEADER_SIZE:
+  size = _header_size(data)
+  if len(data) < size:
     return data
-  crc = zlib.crc32(data[fmt.HEADER_SIZE:], zlib.crc32(data[:_CRC_AT]))
-  return data[:_CRC_AT] + struct.pack(">I", crc) + data[fmt.HEADER_SIZE:]
+  at = size - 4
+  crc = zlib.crc32(data[size:], zlib.crc32(data[:at]))
+  return data[:at] + struct.pack(">I", crc) + data[size:]
 
 
 def _set(data: bytes, offset: int, value: bytes) -> bytes:
@@ -76,14 +81,15 @@ def _mutate(kind: str, data: bytes, other: bytes, rng: np.random.Generator) -> b
     return reseal(_set(data, 14, fields))
   if kind == "resealed_header":
     b = bytearray(data)
-    for pos in rng.integers(14, _CRC_AT, int(rng.integers(1, 4))):
+    for pos in rng.integers(14, _header_size(data) - 4, int(rng.integers(1, 4))):
       b[pos] = int(rng.integers(0, 256))
     return reseal(bytes(b))
   if kind == "resealed_payload":
-    if n <= fmt.HEADER_SIZE:
+    size = _header_size(data)
+    if n <= size:
       return reseal(data)
     b = bytearray(data)
-    for pos in rng.integers(fmt.HEADER_SIZE, n, int(rng.integers(1, 9))):
+    for pos in rng.integers(size, n, int(rng.integers(1, 9))):
       b[pos] = int(rng.integers(0, 256))
     return reseal(bytes(b))
   raise ValueError(f"unknown mutation {kind!r}")
