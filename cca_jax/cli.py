@@ -7,7 +7,9 @@
   cca-jax summary --config configs/paper.py
   cca-jax convert-torch CHECKPOINT.pth.tar --config configs/paper.py --out DIR [--image IMG]
 
-``-`` reads stdin / writes stdout. ``MODEL`` is a model bundle written by ``export``
+``-`` reads stdin / writes stdout. compress and decompress keep jax's persistent
+compilation cache in ``$CCA_JAX_CACHE_DIR`` (default ``~/.cache/cca-jax/xla``; set it
+to ``off`` to disable), so only the first call per image size compiles. ``MODEL`` is a model bundle written by ``export``
 or a directory of ``*.ccam`` bundles; without ``--model`` the environment variable
 ``CCA_JAX_MODEL`` is used. ``decompress`` picks, in a directory, the bundle whose id
 the stream names. Output files are written atomically (temp file + rename): a failed
@@ -26,6 +28,7 @@ import os
 import sys
 
 MODEL_ENV = "CCA_JAX_MODEL"
+CACHE_ENV = "CCA_JAX_CACHE_DIR"
 
 _COMMANDS = {
     "compress": "compress an image into a .cca stream",
@@ -99,6 +102,28 @@ def _model_spec(arg: str | None) -> str:
   return spec
 
 
+def _enable_compilation_cache() -> None:
+  """jax's persistent compilation cache for the codec commands (see the docstring);
+  an explicit ``JAX_COMPILATION_CACHE_DIR`` wins. Caching compiled executables does
+  not change results: the same executable runs either way."""
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return
+  path = os.environ.get(CACHE_ENV)
+  if path is None:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                            ".cache")
+    path = os.path.join(base, "cca-jax", "xla")
+  if path in ("", "off", "0", "none"):
+    return
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError:
+    return  # no cache then; never fail a command for it
+  import jax
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def _parser(prog: str, description: str):
   import argparse
   return argparse.ArgumentParser(prog=f"cca-jax {prog}", description=description)
@@ -126,6 +151,7 @@ def _compress(argv) -> int:
   p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
   args = p.parse_args(argv)
   spec = _model_spec(args.model)
+  _enable_compilation_cache()
 
   from cca_jax.codec import encode, find_bundle, load_bundle
   from cca_jax.image_io import read_image
@@ -161,6 +187,7 @@ def _decompress(argv) -> int:
   p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
   args = p.parse_args(argv)
   spec = _model_spec(args.model)
+  _enable_compilation_cache()
 
   from cca_jax.codec import decode, find_bundle, load_bundle
   from cca_jax.codec.format import parse_header

@@ -12,10 +12,16 @@ import pytest
 from PIL import Image
 
 from cca_jax import cli
-from cca_jax.codec import decompress, save_bundle
+from cca_jax.codec import compress, decompress, save_bundle
 from tests.codec_helpers import synthetic_image, tiny_bundles
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _no_compilation_cache(monkeypatch):
+  """In-process commands must not turn on jax's persistent cache for the session."""
+  monkeypatch.setenv(cli.CACHE_ENV, "off")
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +191,12 @@ def test_console_script_exit_codes(env, tmp_path):
   assert r.returncode == 1 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
   r = subprocess.run([exe, "info", "--help"], capture_output=True, text=True, env=e)
   assert r.returncode == 0 and "usage" in r.stdout
+  # A real compress fills the compilation cache and leaves no temp files.
+  cache = tmp_path / "cache"
+  out = tmp_path / "o.cca"
+  e[cli.CACHE_ENV] = str(cache)
+  r = subprocess.run([exe, "compress", env["image"], str(out), "--model", env["model"]],
+                     capture_output=True, text=True, env=e)
+  assert r.returncode == 0, r.stderr
+  assert out.read_bytes() == compress(env["bundles"]["lively"], synthetic_image(100, 120))
+  assert os.listdir(cache) and not [p for p in os.listdir(tmp_path) if ".tmp-" in p]

@@ -43,7 +43,8 @@ def test_api_fuzz(streams):
   print(dict(outcomes))
 
 
-def test_cli_fuzz(streams, tmp_path, capsys):
+def test_cli_fuzz(streams, tmp_path, capsys, monkeypatch):
+  monkeypatch.setenv(cli.CACHE_ENV, "off")
   bundles, stream, other = streams
   model = str(tmp_path / "m.ccam")
   save_bundle(bundles["lively"], model)

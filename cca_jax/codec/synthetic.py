@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import copy
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+def _analysis(m, x):
+  y = m.g_a(x)
+  return y, m.h_a(y)
 
 
 def _scale_layer(layer: dict, gain: float, shift: float = 0.0) -> None:
@@ -36,12 +42,14 @@ def lively_params(model, params: dict, image: np.ndarray, y_std: float = 4.0,
   x = jnp.asarray(image, jnp.float32)[None]
   last_down = f"down_{len(model.ae_dim)}"
 
-  y = np.asarray(model.apply({"params": p}, x, method=lambda m, x: m.g_a(x)))
-  _scale_layer(p["g_a"][last_down], y_std / max(float(y.std()), 1e-12))
-  z = np.asarray(model.apply({"params": p}, x, method=lambda m, x: m.h_a(m.g_a(x))))
-  _scale_layer(p["h_a"]["layers_4"], z_std / max(float(z.std()), 1e-12))
-  out = model.apply({"params": p}, x, training=False)
-  for i, s in enumerate(out["scales"]):
+  analysis = jax.jit(lambda p, x: model.apply({"params": p}, x,
+                                               method=lambda m, x: _analysis(m, x)))
+  y, _ = analysis(p, x)
+  _scale_layer(p["g_a"][last_down], y_std / max(float(np.std(y)), 1e-12))
+  _, z = analysis(p, x)
+  _scale_layer(p["h_a"]["layers_4"], z_std / max(float(np.std(z)), 1e-12))
+  scales = jax.jit(lambda p, x: model.apply({"params": p}, x, training=False)["scales"])
+  for i, s in enumerate(scales(p, x)):
     s = np.asarray(s)
     layer = p["entropy_model"][f"scale_cc_transforms_{i}_4"]
     _scale_layer(layer, scale_std / max(float(s.std()), 1e-12),

@@ -1,0 +1,122 @@
+"""Codec latency: encode and decode one image, split into transforms / entropy
+parameters / coding, compile time separately (results in docs/benchmarks.md).
+
+  .venv/bin/python benchmarks/codec_latency.py                 # paper config, kodim01
+  .venv/bin/python benchmarks/codec_latency.py --config configs/tiny.py --repeats 5
+
+Random weights (``--weights calibrated``: the seeded initialisation with the latents
+and scales rescaled by ``cca_jax.codec.synthetic.lively_params`` so that every y
+symbol is coded with a matching, non-trivial table; ``init``: the initialisation as
+it is, where nearly every symbol is 0). The network time does not depend on the
+weights; the coding time grows with the number of non-zero symbols.
+
+Stages: transforms = analysis (g_a, h_a) on the encoder, synthesis (g_s) on the
+decoder; entropy parameters = h_mean_s / h_scale_s and the per-slice networks
+(predict, LRP refine); coding = rounding, scale indexes, constriction, container.
+Compile time = first call minus the median of the later calls. ``--cli`` also times
+the ``cca-jax compress`` / ``decompress`` commands as a user runs them (a new
+process each: imports, bundle loading, compilation, the work, file output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+
+def _stages(t: dict, side: str) -> dict:
+  transforms = t.get("analysis", 0.0) if side == "encode" else t.get("synthesis", 0.0)
+  entropy = t.get("hyper_synthesis", 0.0) + t.get("predict", 0.0) + t.get("refine", 0.0)
+  coding = t.get("coding", 0.0) + t.get("output", 0.0)
+  return {"transforms": transforms, "entropy parameters": entropy, "coding": coding,
+          "total": transforms + entropy + coding}
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--config", default=os.path.join(ROOT, "configs", "paper.py"))
+  p.add_argument("--image", default=os.path.join(ROOT, "..", "shared", "data", "kodak",
+                                                 "kodim01.png"))
+  p.add_argument("--weights", choices=("calibrated", "init"), default="calibrated")
+  p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--cli", action="store_true", help="also time the CLI commands")
+  args = p.parse_args(argv)
+
+  import jax
+  from cca_jax.cli_util import load_config_file
+  from cca_jax.codec import decode, encode, load_bundle, make_bundle, save_bundle
+  from cca_jax.codec.synthetic import lively_params
+  from cca_jax.estimate import inference_params
+  from cca_jax.image_io import read_image
+  from cca_jax.model import CCAModel, init_params
+
+  print(f"jax {jax.__version__}, backend {jax.default_backend()}, "
+        f"{os.cpu_count()} CPUs visible, affinity {len(os.sched_getaffinity(0))}")
+  cfg = load_config_file(args.config).model
+  x, _ = read_image(args.image)
+  t = time.perf_counter()
+  params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))
+  if args.weights == "calibrated":
+    model = CCAModel.from_config(cfg, aux_model=False)
+    params = lively_params(model, params, x[:128, :128], scale_std=0.5, scale_shift=4.0)
+  print(f"weights ({args.weights}): {time.perf_counter() - t:.1f} s")
+  t = time.perf_counter()
+  bundle = make_bundle(cfg, params, {"source": "benchmark"})
+  print(f"make_bundle (tables + hash): {time.perf_counter() - t:.2f} s")
+  tmp = tempfile.mkdtemp()
+  path = os.path.join(tmp, "model.ccam")
+  save_bundle(bundle, path)
+  t = time.perf_counter()
+  bundle = load_bundle(path)
+  print(f"load_bundle (read + verify hash): {time.perf_counter() - t:.2f} s, "
+        f"{os.path.getsize(path) / 2**20:.1f} MiB")
+
+  runs = {"encode": [], "decode": []}
+  first = {}
+  for r in range(args.repeats + 1):
+    t = time.perf_counter()
+    enc = encode(bundle, x)
+    te = time.perf_counter() - t
+    t = time.perf_counter()
+    dec = decode(bundle, enc.data)
+    td = time.perf_counter() - t
+    if r == 0:
+      first = {"encode": te, "decode": td}
+      continue
+    runs["encode"].append((te, _stages(enc.timings, "encode")))
+    runs["decode"].append((td, _stages(dec.timings, "decode")))
+  npix = x.shape[0] * x.shape[1]
+  print(f"\n{os.path.basename(args.image)} {x.shape[1]}x{x.shape[0]}: {len(enc.data):,} "
+        f"bytes ({8 * len(enc.data) / npix:.3f} bpp)")
+  print(f"{'':8} {'wall':>8} {'transforms':>11} {'entropy par.':>13} {'coding':>8} "
+        f"{'compile':>8}   (median of {args.repeats}, seconds)")
+  for side in ("encode", "decode"):
+    wall = statistics.median(w for w, _ in runs[side])
+    st = {k: statistics.median(s[k] for _, s in runs[side]) for k in runs[side][0][1]}
+    print(f"{side:8} {wall:8.3f} {st['transforms']:11.3f} {st['entropy parameters']:13.3f} "
+          f"{st['coding']:8.3f} {first[side] - wall:8.2f}")
+
+  if args.cli:
+    exe = os.path.join(ROOT, ".venv", "bin", "cca-jax")
+    env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
+    cca, png = os.path.join(tmp, "a.cca"), os.path.join(tmp, "a.png")
+    for argv_ in ([exe, "compress", args.image, cca, "--model", path, "--quiet"],
+                  [exe, "decompress", cca, png, "--model", path, "--quiet"]):
+      t = time.perf_counter()
+      subprocess.run(argv_, check=True, env=env)
+      print(f"cli {argv_[1]}: {time.perf_counter() - t:.1f} s (new process)")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
