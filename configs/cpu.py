@@ -1,10 +1,12 @@
 """A scaled-down CCA model of the same architecture, sized to train on a 2-core CPU.
 
 M=96 latents in 5 uneven slices (k=1.7), one NAF block per stage, narrow entropy
-model; 128x128 patches, batch 8.
+model; 128x128 patches, batch 8; 2000 steps (about 23 epochs of the 680 training
+images), lr drop and lambda switch at step 1700.
 
   .venv/bin/python -m cca_jax.summary --config configs/cpu.py
   .venv/bin/python -m cca_jax.train --config configs/cpu.py --workdir workdirs/cpu
+  bash launch/local.sh            # the same, 300 steps, with set-up
 """
 
 from cca_jax.config import base_config, model_config, parse_config_arg

@@ -1,6 +1,7 @@
 """The smallest CCA model of the same architecture: tests and smoke runs.
 
   .venv/bin/python -m cca_jax.summary --config configs/tiny.py
+  .venv/bin/python -m cca_jax.train --config configs/tiny.py --workdir /tmp/tiny
 """
 
 from cca_jax.config import base_config, model_config, parse_config_arg

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The main job on this machine: set up, then show the paper model and the CPU model.
-# (Training lands with the training issue and will replace this with a short
-# training run of configs/cpu.py.)
+# The main job on this machine (CPU): set up .venv, then a short training run of
+# configs/cpu.py on ../shared/data/train with progress; ends by printing where the
+# checkpoints and TensorBoard logs are. Re-running resumes from the workdir.
+#
+#   bash launch/local.sh                                  # 300 steps -> workdirs/cpu
+#   STEPS=2000 WORKDIR=workdirs/cpu_full bash launch/local.sh   # the whole config
+#   bash launch/local.sh --config.lmbda=0.85              # any config override
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/setup.sh
 export JAX_PLATFORMS=cpu
-echo "== paper model (configs/paper.py) =="
-.venv/bin/cca-jax summary --config configs/paper.py
-echo
-echo "== CPU model (configs/cpu.py) =="
-.venv/bin/cca-jax summary --config configs/cpu.py
+exec .venv/bin/python -m cca_jax.train --config "${CONFIG:-configs/cpu.py}" \
+  --workdir "${WORKDIR:-workdirs/cpu}" --config.num_steps="${STEPS:-300}" "$@"

@@ -7,6 +7,9 @@ Layout of a training workdir::
                                  'meta' (JSON: step, config hash)
     WORKDIR/tensorboard/         TensorBoard summaries
 
+Workdirs may be local paths or cloud storage (``gs://bucket/run``: orbax, TensorFlow
+and ``etils.epath`` read and write both).
+
 Saving is asynchronous where the platform allows (``async_checkpointing``); orbax
 writes each checkpoint to a temporary directory and renames it when complete, so a
 process killed at any moment (also during a save) leaves the last *complete*
@@ -21,6 +24,7 @@ import os
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from cca_jax.model import CCAModel, param_shapes
 
@@ -28,8 +32,15 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 
 
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+def workdir_path(workdir: str) -> epath.Path:
+  """``workdir`` as a path; local paths made absolute, ``gs://...`` kept."""
+  if "://" in str(workdir):
+    return epath.Path(workdir)
+  return epath.Path(os.path.abspath(workdir))
+
+
+def checkpoint_dir(workdir: str) -> epath.Path:
+  return workdir_path(workdir) / CHECKPOINT_DIR
 
 
 def make_manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -64,20 +75,18 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state, sharding):
 
 def write_config(workdir: str, config) -> None:
   """Save the config next to the checkpoints (refuse a different model config)."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+  path = workdir_path(workdir) / CONFIG_FILE
+  if path.exists():
+    old = json.loads(path.read_text())
     new_model = json.loads(config.model.to_json_best_effort())
     if _normalise(old.get("model")) != _normalise(new_model):
       raise ValueError(f"{workdir} holds a run of another model config "
                        f"({path}); use a new --workdir")
   if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / (CONFIG_FILE + ".tmp")
+    tmp.write_text(config.to_json_best_effort(indent=2, sort_keys=True))
+    tmp.replace(path)
 
 
 def _normalise(tree):
@@ -87,14 +96,13 @@ def _normalise(tree):
 def load_latest_params(workdir: str):
   """Inference-side access to a training workdir: ``(model_config, params, step)``
   of its latest complete checkpoint (``model_config`` a plain dict)."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
+  path = workdir_path(workdir) / CONFIG_FILE
+  if not path.exists():
     raise ValueError(f"{workdir} is not a training workdir (no {CONFIG_FILE})")
-  with open(path) as f:
-    model_config = json.load(f)["model"]
+  model_config = json.loads(path.read_text())["model"]
   manager = ocp.CheckpointManager(
       checkpoint_dir(workdir), item_names=("state", "meta"),
-      options=ocp.CheckpointManagerOptions(read_only=True, create=False))
+      options=ocp.CheckpointManagerOptions(create=False))
   step = manager.latest_step()
   if step is None:
     raise ValueError(f"{workdir} has no complete checkpoint")

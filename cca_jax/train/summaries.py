@@ -11,7 +11,6 @@ TensorBoard event files go to ``WORKDIR/tensorboard`` (``train/<name>`` and
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -53,11 +52,11 @@ def format_eval_line(step: int, m: dict) -> str:
 class MetricWriter:
   """Console and TensorBoard writer; a no-op on processes other than 0."""
 
-  def __init__(self, workdir: str | None, enabled: bool | None = None):
+  def __init__(self, logdir: str | None, enabled: bool | None = None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self._tb = None
-    if self.enabled and workdir:
-      self._tb = _tensorboard_writer(os.path.join(workdir, "tensorboard"))
+    if self.enabled and logdir:
+      self._tb = _tensorboard_writer(logdir)
 
   def print(self, text: str) -> None:
     if self.enabled:

@@ -9,7 +9,6 @@ checkpoint continues exactly as the uninterrupted run would have.
 
 from __future__ import annotations
 
-import os
 import time
 
 import jax
@@ -74,10 +73,9 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   mesh = partitioning.make_mesh()
   validate_config(config, mesh.devices.size)
   num_images = input_pipeline.dataset_size(config)  # fails early on a bad data path
-  workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
+  workdir = checkpointing.workdir_path(workdir)
   checkpointing.write_config(workdir, config)
-  writer = MetricWriter(workdir)
+  writer = MetricWriter(str(workdir / "tensorboard"))
   writer.print(f"cca-jax training: {jax.process_count()} process(es), "
                f"{mesh.devices.size} {jax.default_backend()} device(s), "
                f"global batch {config.batch_size}x{config.patch_size}x"
@@ -146,6 +144,6 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   writer.close()
   writer.print(f"done at step {step}: checkpoints in "
                f"{checkpointing.checkpoint_dir(workdir)}, TensorBoard logs in "
-               f"{os.path.join(workdir, 'tensorboard')} "
-               f"(tensorboard --logdir {os.path.join(workdir, 'tensorboard')})")
+               f"{workdir / 'tensorboard'} (tensorboard --logdir "
+               f"{workdir / 'tensorboard'})")
   return state
