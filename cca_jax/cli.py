@@ -8,8 +8,9 @@
   cca-jax convert-torch CHECKPOINT.pth.tar --config configs/paper.py --out DIR [--image IMG]
 
 ``-`` reads stdin / writes stdout. compress and decompress keep jax's persistent
-compilation cache in ``$CCA_JAX_CACHE_DIR`` (default ``~/.cache/cca-jax/xla``; set it
-to ``off`` to disable), so only the first call per image size compiles. ``MODEL`` is a model bundle written by ``export``
+compilation cache in ``$CCA_JAX_CACHE_DIR`` (default ``~/.cache/cca_jax/jax``;
+``CCA_JAX_CACHE_DIR=""`` turns it off), so only the first call per image size
+compiles. ``MODEL`` is a model bundle written by ``export``
 or a directory of ``*.ccam`` bundles; without ``--model`` the environment variable
 ``CCA_JAX_MODEL`` is used. ``decompress`` picks, in a directory, the bundle whose id
 the stream names. Output files are written atomically (temp file + rename): a failed
@@ -103,17 +104,24 @@ def _model_spec(arg: str | None) -> str:
 
 
 def _enable_compilation_cache() -> None:
-  """jax's persistent compilation cache for the codec commands (see the docstring);
-  an explicit ``JAX_COMPILATION_CACHE_DIR`` wins. Caching compiled executables does
-  not change results: the same executable runs either way."""
+  """jax's persistent compilation cache for the codec commands, with the rules of
+  ``cca_jax.compilation_cache`` (used when present): ``$CCA_JAX_CACHE_DIR``, else
+  ``~/.cache/cca_jax/jax``; ``CCA_JAX_CACHE_DIR=""`` turns it off; an explicit
+  ``JAX_COMPILATION_CACHE_DIR`` wins. A cached executable is the same program, so
+  results do not change."""
+  try:
+    from cca_jax import compilation_cache
+  except ImportError:
+    compilation_cache = None
+  if compilation_cache is not None:
+    compilation_cache.enable()
+    return
   if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     return
-  path = os.environ.get(CACHE_ENV)
-  if path is None:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                            ".cache")
-    path = os.path.join(base, "cca-jax", "xla")
-  if path in ("", "off", "0", "none"):
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                          ".cache")
+  path = os.environ.get(CACHE_ENV, os.path.join(base, "cca_jax", "jax"))
+  if not path:
     return
   try:
     os.makedirs(path, exist_ok=True)

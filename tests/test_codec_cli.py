@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(autouse=True)
 def _no_compilation_cache(monkeypatch):
   """In-process commands must not turn on jax's persistent cache for the session."""
-  monkeypatch.setenv(cli.CACHE_ENV, "off")
+  monkeypatch.setenv(cli.CACHE_ENV, "")
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ def test_api_fuzz(streams):
 
 
 def test_cli_fuzz(streams, tmp_path, capsys, monkeypatch):
-  monkeypatch.setenv(cli.CACHE_ENV, "off")
+  monkeypatch.setenv(cli.CACHE_ENV, "")
   bundles, stream, other = streams
   model = str(tmp_path / "m.ccam")
   save_bundle(bundles["lively"], model)

@@ -126,7 +126,9 @@ class ModelBundle:
                       np.float32)[:, 0, 1]
 
   def describe(self) -> str:
-    return f"{self.path or 'model'} ({self.sha256[:16]})"
+    """``model <id>`` (``PATH (model <id>)`` when loaded from a file)."""
+    ident = f"model {self.model_id.hex()}"
+    return f"{self.path} ({ident})" if self.path else ident
 
 
 def make_bundle(model_cfg, params, meta: dict | None = None) -> ModelBundle:
