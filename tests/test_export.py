@@ -46,6 +46,11 @@ def test_export_a_weights_directory(weights_dir, tiny_config, tiny_params, tmp_p
   out2 = tmp_path / "m2.ccam"
   assert export.main(["--workdir", weights_dir, "--out", str(out2)]) == 0
   assert out.read_bytes() == out2.read_bytes()
+  # The same through the console script's sub-command.
+  from cca_jax import cli
+  out3 = tmp_path / "m3.ccam"
+  assert cli.main(["export", "--workdir", weights_dir, "--out", str(out3)]) == 0
+  assert out3.read_bytes() == out.read_bytes()
   # Members and their names.
   with zipfile.ZipFile(out) as zf:
     assert sorted(zf.namelist()) == ["manifest.json", "params.msgpack", "tables.msgpack"]
