@@ -13,7 +13,10 @@ weights; the coding time grows with the number of non-zero symbols.
 Stages: transforms = analysis (g_a, h_a) on the encoder, synthesis (g_s) on the
 decoder; entropy parameters = h_mean_s / h_scale_s and the per-slice networks
 (predict, LRP refine); coding = rounding, scale indexes, constriction, container.
-Compile time = first call minus the median of the later calls. ``--cli`` also times
+Compile time = first call minus the median of the later calls. As a reference for
+the machine's load, the evaluation forward (``estimate_image``: g_a, the entropy
+model and g_s in one jit, as ``benchmarks/paper_parity.py`` times it) is timed in the
+same process. ``--cli`` also times
 the ``cca-jax compress`` / ``decompress`` commands as a user runs them (a new
 process each: imports, bundle loading, compilation, the work, file output).
 """
@@ -105,6 +108,15 @@ def main(argv=None) -> int:
     st = {k: statistics.median(s[k] for _, s in runs[side]) for k in runs[side][0][1]}
     print(f"{side:8} {wall:8.3f} {st['transforms']:11.3f} {st['entropy parameters']:13.3f} "
           f"{st['coding']:8.3f} {first[side] - wall:8.2f}")
+
+  from cca_jax.estimate import estimate_image
+  times = []
+  for _ in range(3):
+    t = time.perf_counter()
+    estimate_image(cfg, bundle.params, x)
+    times.append(time.perf_counter() - t)
+  print(f"reference: evaluation forward (estimate_image) {statistics.median(times[1:]):.3f} s "
+        f"(first call {times[0]:.1f} s)")
 
   if args.cli:
     exe = os.path.join(ROOT, ".venv", "bin", "cca-jax")
