@@ -62,6 +62,8 @@ def make_train_step(config, model: CCAModel):
     params = optax.apply_updates(params, qupdates)
 
     metrics = dict(terms)
+    if "bpp_cca" in terms:  # paper.md 1.4: ~29.9 bits per element = aux saturated
+      metrics["cca_bits_per_element"] = terms["bpp_cca"] * 256.0 / model.M
     metrics.update(quantile_loss=qloss, lmbda=lmbda, learning_rate=lr(state.step),
                    grad_norm=optax.tree.norm(grads))
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,

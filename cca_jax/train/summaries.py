@@ -37,6 +37,8 @@ def format_train_line(step: int, num_steps: int, steps_per_s: float,
           f"bpp {m['bpp']:.4f} (y {m['bpp_y']:.4f} z {m['bpp_z']:.4f})")
   if "cca" in m:
     line += f" cca {m['cca']:.4f} aux2 {m['aux2']:.4f}"
+    if "cca_bits_per_element" in m:  # 29.9 = the 1e-9 floor: aux model saturated
+      line += f" R_cca/elt {m['cca_bits_per_element']:.2f}"
   line += (f" q {m['quantile_loss']:.3g} lmbda {m['lmbda']:.3g} "
            f"lr {m['learning_rate']:.1e} | slices "
            + " ".join(f"{v:.3f}" for v in np.ravel(m["slice_bpp"])))
