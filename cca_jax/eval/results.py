@@ -1,0 +1,76 @@
+"""The evaluation results file, and atomic writes of every output.
+
+A results file (``cca_jax.evaluate --out``) is one JSON object::
+
+  {"format": "cca-jax-eval", "version": 1,
+   "dataset": {"path": ..., "name": "kodak", "images": [...], "num_images": 24},
+   "environment": {...versions, device, date...}, "command": "...",
+   "curves": [curve, ...],                     # curves.py
+   "visual": {"image": "kodim20.png", "original": "DIR/original.png",
+              "reconstructions": {curve name: [path per point, ...]}}   # optional
+
+Paths inside ``visual`` are relative to the results file. NaN / inf are written as
+JSON's non-standard ``NaN`` / ``Infinity`` (Python's json reads them back).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+FORMAT = "cca-jax-eval"
+VERSION = 1
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+  """Write ``data`` to ``path`` through a temp file in the same folder + rename: a
+  failure leaves no partial file."""
+  directory = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(directory):
+    raise OSError(2, f"no such directory {directory}", path)
+  tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_json(path: str, doc: dict) -> None:
+  atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
+
+
+def read_results(path: str) -> dict:
+  """Read and check a results file; raises ``ValueError`` with a one-line message."""
+  try:
+    with open(path) as f:
+      doc = json.load(f)
+  except FileNotFoundError:
+    raise ValueError(f"{path}: no such file") from None
+  except IsADirectoryError:
+    raise ValueError(f"{path}: is a directory") from None
+  except (json.JSONDecodeError, UnicodeDecodeError):
+    raise ValueError(f"{path}: not a JSON results file") from None
+  if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    raise ValueError(f"{path}: not a cca-jax evaluation results file")
+  if doc.get("version") != VERSION:
+    raise ValueError(f"{path}: results version {doc.get('version')} is not supported")
+  curves = doc.get("curves")
+  if not isinstance(curves, list) or any(
+      not isinstance(c, dict) or "name" not in c or not isinstance(c.get("points"), list)
+      for c in curves):
+    raise ValueError(f"{path}: malformed results (curves)")
+  doc["_path"] = os.path.abspath(path)
+  return doc
+
+
+def save_png(path: str, image) -> None:
+  """An 8-bit RGB array as a PNG, atomically."""
+  import io
+  import numpy as np
+  from PIL import Image
+  buf = io.BytesIO()
+  Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
+  atomic_write_bytes(path, buf.getvalue())
