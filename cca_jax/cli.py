@@ -6,6 +6,8 @@
   cca-jax export --workdir DIR --out MODEL.ccam
   cca-jax summary --config configs/paper.py
   cca-jax convert-torch CHECKPOINT.pth.tar --config configs/paper.py --out DIR [--image IMG]
+  cca-jax evaluate --model MODEL [...] --data DIR --out RESULTS.json [--codecs ...]
+  cca-jax report RESULTS.json [...] --out DIR
 
 ``-`` reads stdin / writes stdout. compress and decompress keep jax's persistent
 compilation cache in ``$CCA_JAX_CACHE_DIR`` (default ``~/.cache/cca_jax/jax``;
@@ -38,6 +40,8 @@ _COMMANDS = {
     "export": "write a model bundle from weights or a training workdir",
     "summary": "parameter counts and channel groups of a config",
     "convert-torch": "import an official PyTorch checkpoint",
+    "evaluate": "RD evaluation of models and classical codecs (results JSON)",
+    "report": "RD plots, BD-rate tables and a markdown report from results",
 }
 
 
@@ -297,6 +301,12 @@ def main(argv=None) -> int:
   if cmd == "convert-torch":
     from cca_jax import convert_torch
     return convert_torch.main(rest)
+  if cmd == "evaluate":
+    from cca_jax.eval import evaluate
+    return evaluate.main(rest)
+  if cmd == "report":
+    from cca_jax.eval import report
+    return report.main(rest)
   print(f"error: unknown command {cmd!r}\n{_usage()}", file=sys.stderr)
   return 2
 

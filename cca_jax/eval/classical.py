@@ -9,14 +9,14 @@ metrics are computed on (``metrics.quality``). Encode and decode are timed separ
 =========  ===============================================================  ==========
 name       library and settings                                             qualities
 =========  ===============================================================  ==========
-jpeg420    libjpeg-turbo (imagecodecs), YCbCr 4:2:0, optimised Huffman      5..95
-jpeg444    libjpeg-turbo (imagecodecs), YCbCr 4:4:4, optimised Huffman      5..95
-webp       libwebp (imagecodecs), lossy, ``method=6`` (slowest, best)       5..95
-avif444    libavif + its default AV1 encoder (imagecodecs), YUV 4:4:4,      10..85
+jpeg420    libjpeg-turbo (imagecodecs), YCbCr 4:2:0, optimised Huffman      5..85
+jpeg444    libjpeg-turbo (imagecodecs), YCbCr 4:4:4, optimised Huffman      5..85
+webp       libwebp (imagecodecs), lossy, ``method=6`` (slowest, best)       5..85
+avif444    libavif + its default AV1 encoder (imagecodecs), YUV 4:4:4,      10..75
            ``speed=6`` (libavif's default speed)
 avif420    the same, YUV 4:2:0
-jxl        libjxl (imagecodecs), VarDCT, quality -> distance, effort 7       5..95
-heic420    libheif + x265 (pillow-heif), HEVC intra (the closest to BPG),   5..60
+jxl        libjxl (imagecodecs), VarDCT, quality -> distance, effort 7       5..85
+heic420    libheif + x265 (pillow-heif), HEVC intra (the closest to BPG),   5..50
            4:2:0 (x265's default), libheif's default preset
 heic444    the same, 4:4:4
 =========  ===============================================================  ==========
@@ -24,7 +24,8 @@ heic444    the same, 4:4:4
 ``jpeg`` means jpeg420, ``avif`` avif444, ``heic`` / ``heif`` / ``hevc`` heic420.
 A codec whose library is missing (``available()`` false) is reported, not silently
 skipped. Qualities are each library's own 0-100 scale (higher is better); the default
-sweeps span roughly 0.1 to 3 bpp on Kodak, beyond the range of the learned models.
+sweeps (7 or 8 settings) span roughly 0.1 to 2.5 bpp on Kodak, beyond the paper's
+0.17-0.74 bpp; ``--qualities`` sets others.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def _heif(chroma: int) -> tuple[Callable, Callable]:
 
 
 def _registry() -> dict[str, ClassicalCodec]:
-  q_wide = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+  q_wide = (5, 10, 20, 35, 50, 70, 85)
   codecs = []
   for sub in ("420", "444"):
     enc, dec = _jpeg(sub)
@@ -145,7 +146,7 @@ def _registry() -> dict[str, ClassicalCodec]:
     enc, dec = _avif(f"yuv{fmt}")
     codecs.append(ClassicalCodec(
         f"avif{fmt}", f"AVIF {fmt[0]}:{fmt[1]}:{fmt[2]}", enc, dec,
-        (10, 20, 30, 40, 50, 60, 70, 85), {"pixelformat": f"yuv{fmt}", "speed": 6},
+        (10, 20, 30, 40, 50, 60, 75), {"pixelformat": f"yuv{fmt}", "speed": 6},
         _ic_version("avif_version"), _ic_available("AVIF")))
   codecs.append(ClassicalCodec(
       "jxl", "JPEG XL", _jxl_encode, lambda d: _imagecodecs().jpegxl_decode(d), q_wide,
@@ -156,7 +157,7 @@ def _registry() -> dict[str, ClassicalCodec]:
     c = str(chroma)
     codecs.append(ClassicalCodec(
         f"heic{c}", f"HEIF/HEVC {c[0]}:{c[1]}:{c[2]}", enc, dec,
-        (5, 10, 15, 20, 25, 30, 40, 50, 60), {"chroma": chroma, "encoder": "x265"},
+        (5, 10, 15, 20, 25, 30, 40, 50), {"chroma": chroma, "encoder": "x265"},
         _heif_version, _heif_available))
   return {c.name: c for c in codecs}
 

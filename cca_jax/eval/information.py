@@ -15,7 +15,8 @@ Its exact definition is not available; this is the operationalisation of paper.m
 * ``bpp``: ``R_i`` per image pixel, averaged.
 
   .venv/bin/python -m cca_jax.eval.information --model A.ccam --model B.ccam \\
-      --data ../shared/data/kodak [--limit N] [--out info.json] [--plot info.png]
+      --data ../shared/data/kodak [--limit N] [--pad-multiple 128] [--out info.json] \\
+      [--plot info.png]
   .venv/bin/python -m cca_jax.eval.information --results results.json [--plot ...]
 
 The second form reads the per-image slice bits that ``cca_jax.evaluate`` stored.
@@ -118,6 +119,8 @@ def main(argv=None) -> int:
   p.add_argument("--model", action="append", default=[], help="model bundle (repeat)")
   p.add_argument("--data", help="image folder (with --model)")
   p.add_argument("--limit", type=int, default=None, help="first N images only")
+  p.add_argument("--pad-multiple", type=int, default=128, choices=(64, 128, 192, 256),
+                 help="padding multiple (128 as the paper and cca_jax.evaluate)")
   p.add_argument("--results", action="append", default=[],
                  help="results JSON of cca_jax.evaluate (instead of --model)")
   p.add_argument("--out", help="write the distributions as JSON")
@@ -147,7 +150,8 @@ def main(argv=None) -> int:
       with tqdm(total=len(images) * len(bundles), desc="information", unit="img",
                 file=sys.stderr) as bar:
         for path, b in bundles:
-          items.append((os.path.basename(path), measure(b, images, progress=bar)))
+          items.append((os.path.basename(path),
+                        measure(b, images, args.pad_multiple, progress=bar)))
     print(format_table(items))
     if args.out:
       from cca_jax.eval.results import write_json
