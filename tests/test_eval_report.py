@@ -124,6 +124,9 @@ def test_report_builds_everything(results, tmp_path):
   assert ".venv/bin/python -m cca_jax.evaluate --out r.json" in md
   assert ".venv/bin/python -m cca_jax.report" in md
   assert "slice  channels  share %" in md
+  # The inputs are kept next to the report.
+  raw = json.loads((out / "results" / "data" / "r2.json").read_text())
+  assert raw["curves"][0]["label"] == "one model" and "_path" not in raw
 
 
 def test_console_script_subcommand(results, tmp_path):

@@ -24,6 +24,7 @@ Exit codes: 0 success, 1 bad input (one-line ``error:``), 2 usage error.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shlex
@@ -280,6 +281,14 @@ def build(docs: Sequence[dict], out_dir: str, markdown: str = "results.md",
   write_json(os.path.join(asset_dir, "bdrate.json"),
              {"method": method, "dataset": dataset, "tables": bd})
   assets.append("bdrate.json")
+  # The raw results next to the report (compact JSON), so its numbers stay checkable.
+  os.makedirs(os.path.join(asset_dir, "data"), exist_ok=True)
+  for d in docs:
+    name = os.path.basename(d["_path"])
+    raw = {k: v for k, v in d.items() if k != "_path"}
+    atomic_write_bytes(os.path.join(asset_dir, "data", name),
+                       (json.dumps(raw, separators=(",", ":")) + "\n").encode())
+    assets.append(f"data/{name}")
 
   md = _markdown(docs, all_curves, dataset, bd, rd, visual, info, method, notes,
                  stem, image_sets, command)
@@ -360,7 +369,9 @@ def _markdown(docs, curves, dataset, bd, rd, visual, info, method, notes, stem,
       out.append(".venv/bin/" + d["command"])
   if command:
     out.append(".venv/bin/" + command)
-  out += ["```", "", "Environment of each results file:", ""]
+  out += ["```", "", f"The results files (per-image records included) are copied to "
+          f"`{stem}/data/`, the BD-rate tables to `{stem}/bdrate.json`.", "",
+          "Environment of each results file:", ""]
   for d in docs:
     env = d.get("environment", {})
     codecs = "; ".join(f"{k[6:]}: {v}" for k, v in env.items() if k.startswith("codec_"))
