@@ -154,3 +154,45 @@ def test_failures_are_one_line(setup, tmp_path, capsys):
       evaluate.main(args)
     assert e.value.code == 2
   assert not out.exists()
+
+
+def test_model_directories_and_workdir_lambda(setup, tmp_path):
+  from cca_jax.eval import learned
+  assert learned.expand_models([str(setup["dir"])]) == sorted(setup["models"])
+  with pytest.raises(ValueError, match="no model bundles"):
+    learned.expand_models([str(tmp_path)])
+  (tmp_path / "config.json").write_text(json.dumps({"lmbda": 0.85}))
+  b = setup["bundles"]["plain"]
+  b_meta = dict(b.meta)
+  try:
+    b.meta = {"source": "workdir", "path": str(tmp_path), "step": 5}
+    assert learned.model_setting(b, "x.ccam")["lmbda"] == 0.85
+    b.meta = {"source": "workdir", "path": str(tmp_path / "gone")}
+    assert "lmbda" not in learned.model_setting(b, "x.ccam")
+  finally:
+    b.meta = b_meta
+
+
+def test_sigterm_leaves_nothing_behind(setup, tmp_path):
+  """A terminated run exits 130 with one line and no results or temporary files."""
+  import signal
+  import subprocess
+  import sys
+  import time
+  out = tmp_path / "r.json"
+  qualities = ",".join(str(q) for q in range(1, 101))
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "cca_jax.evaluate", "--data", setup["data"], "--out",
+       str(out), "--codecs", "jpeg", "--qualities", f"jpeg={qualities}", "--visual",
+       "im0.png", "--quiet"], stderr=subprocess.PIPE, text=True,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  deadline = time.time() + 120
+  while time.time() < deadline and not any(".tmp-" in n for n in os.listdir(tmp_path)):
+    time.sleep(0.2)
+  assert proc.poll() is None, proc.stderr.read()
+  time.sleep(0.5)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=60)
+  assert proc.returncode == 130
+  assert err.strip().splitlines()[-1] == "error: interrupted"
+  assert os.listdir(tmp_path) == []

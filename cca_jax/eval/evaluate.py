@@ -20,6 +20,7 @@ bad input (one-line ``error:``), 2 usage error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -98,7 +99,7 @@ def run(models, data: str, out: str, codecs=(), qualities=None, name: str = "cca
   images, notes = load_images(data, limit, image_names)
   if visual and visual not in {n for n, _ in images}:
     raise ValueError(f"--visual {visual}: not among the evaluated images")
-  bundles = [(m, load_bundle(m)) for m in models]
+  bundles = [(m, load_bundle(m)) for m in learned.expand_models(models)]
   qualities = qualities or {}
   total = len(images) * (len(bundles) + sum(len(qualities.get(c.name, c.qualities))
                                             for c in codecs))
@@ -162,6 +163,25 @@ def summary_table(doc: dict) -> str:
   return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+  """While evaluating, SIGTERM unwinds like Ctrl-C: temporary outputs are removed and
+  nothing is left half-written. The previous handler is restored afterwards."""
+  import signal
+  import threading
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def handler(signum, frame):
+    raise KeyboardInterrupt
+  old = signal.signal(signal.SIGTERM, handler)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, old)
+
+
 def _parser():
   import argparse
   p = argparse.ArgumentParser(
@@ -169,7 +189,8 @@ def _parser():
       description="Rate-distortion evaluation of cca-jax model bundles and classical "
                   "codecs on a folder of images (results JSON for cca_jax.report).")
   p.add_argument("--model", action="append", default=[],
-                 help="model bundle (.ccam); repeat: each is one point of the curve")
+                 help="model bundle (.ccam), or a directory of them; repeat: each "
+                      "bundle is one point of the curve")
   p.add_argument("--data", required=True, help="folder of images (e.g. Kodak)")
   p.add_argument("--out", required=True, help="results JSON to write")
   p.add_argument("--codecs", default="",
@@ -224,9 +245,11 @@ def main(argv=None) -> int:
     compilation_cache.enable()
     command = "python -m cca_jax.evaluate " + " ".join(shlex.quote(a) for a in argv)
     image_names = [n.strip() for n in args.images.split(",")] if args.images else None
-    doc = run(args.model, args.data, args.out, codecs, qualities, args.name, args.label,
-              args.limit, image_names, args.pad_multiple, not args.no_estimate,
-              not args.no_warmup, args.visual, command, progress=not args.quiet)
+    with _sigterm_as_interrupt():
+      doc = run(args.model, args.data, args.out, codecs, qualities, args.name,
+                args.label, args.limit, image_names, args.pad_multiple,
+                not args.no_estimate, not args.no_warmup, args.visual, command,
+                progress=not args.quiet)
   except (CodecError, ImageError, ValueError) as e:
     return fail(e)
   except OSError as e:

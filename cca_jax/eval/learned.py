@@ -19,6 +19,7 @@ decoder rebuilt exactly the encoder's latents.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -73,10 +74,41 @@ def code_image(bundle, image: np.ndarray, multiple: int = DEFAULT_MULTIPLE,
 
 
 def model_setting(bundle, path: str | None) -> dict:
-  """How a point names its model: file, id, provenance, slice sizes."""
-  return {"model": os.path.basename(path) if path else bundle.describe(),
-          "path": path, "model_id": bundle.model_id.hex(), "meta": dict(bundle.meta),
-          "M": int(bundle.model.M), "slice_sizes": [int(s) for s in bundle.model.sizes]}
+  """How a point names its model: file, id, provenance, slice sizes, and the training
+  lambda when the bundle was exported from a training workdir that is still there."""
+  setting = {"model": os.path.basename(path) if path else bundle.describe(),
+             "path": path, "model_id": bundle.model_id.hex(), "meta": dict(bundle.meta),
+             "M": int(bundle.model.M),
+             "slice_sizes": [int(s) for s in bundle.model.sizes]}
+  lmbda = _workdir_lambda(bundle.meta)
+  if lmbda is not None:
+    setting["lmbda"] = lmbda
+  return setting
+
+
+def _workdir_lambda(meta: dict) -> float | None:
+  if meta.get("source") != "workdir" or not meta.get("path"):
+    return None
+  try:
+    with open(os.path.join(meta["path"], "config.json")) as f:
+      return float(json.load(f)["lmbda"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+
+
+def expand_models(specs) -> list[str]:
+  """Model arguments to bundle files: a directory stands for its ``*.ccam`` files."""
+  out = []
+  for spec in specs:
+    if os.path.isdir(spec):
+      found = sorted(os.path.join(spec, n) for n in os.listdir(spec)
+                     if n.endswith(".ccam") and os.path.isfile(os.path.join(spec, n)))
+      if not found:
+        raise ValueError(f"{spec}: no model bundles (*.ccam) in this directory")
+      out += found
+    else:
+      out.append(spec)
+  return out
 
 
 def evaluate_model(bundle, images: Sequence[tuple[str, np.ndarray]],

@@ -138,7 +138,8 @@ def _setting_text(setting: dict) -> str:
   if "model" in setting:
     meta = setting.get("meta") or {}
     step = f", step {meta['step']}" if "step" in meta else ""
-    return f"`{setting['model']}` ({setting.get('model_id', '')[:8]}{step})"
+    lmbda = f", λ={setting['lmbda']:g}" if "lmbda" in setting else ""
+    return f"`{setting['model']}` ({setting.get('model_id', '')[:8]}{step}{lmbda})"
   if "quality" in setting:
     return f"q={setting['quality']}"
   if "lmbda" in setting:
