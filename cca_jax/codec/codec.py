@@ -31,7 +31,6 @@ from cca_jax.codec import format as fmt
 from cca_jax.codec.coder import (SYMBOL_LIMIT, coder_from_bytes, coder_to_bytes,
                                  new_coder, pop_symbols, push_symbols)
 from cca_jax.codec.errors import CodecError
-from cca_jax.entropy.context import split_slices
 from cca_jax.entropy.tables import scale_indexes
 from cca_jax.image_io import to_uint8
 from cca_jax.model import DOWNSAMPLING
@@ -121,6 +120,10 @@ def _z_indexes(shape) -> np.ndarray:
   return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)
 
 
+def _coding_time(timer: _Timer, t0: float) -> None:
+  timer.times["coding"] = timer.times.get("coding", 0.0) + time.perf_counter() - t0
+
+
 def slice_loop(bundle, z_hat: np.ndarray, symbols_fn, timer: _Timer):
   """The codec's slice loop, shared by encoder and decoder.
 
@@ -133,18 +136,12 @@ def slice_loop(bundle, z_hat: np.ndarray, symbols_fn, timer: _Timer):
   y_hat = []
   for i in range(len(bundle.model.sizes)):
     mu, scale, support = timer("predict", steps.predict, params, i, lm, ls, tuple(y_hat))
-    t = time.perf_counter()
-    mu_np = np.asarray(mu)
+    t0 = time.perf_counter()
     index = scale_indexes(np.asarray(scale), bundle.tables.scale_table)
-    q = symbols_fn(i, mu_np, index)
-    q = q.astype(np.float32)
-    timer.times["coding"] = timer.times.get("coding", 0.0) + time.perf_counter() - t
+    q = symbols_fn(i, np.asarray(mu), index).astype(np.float32)
+    _coding_time(timer, t0)
     y_hat.append(timer("refine", steps.refine, params, i, support, q, mu))
   return y_hat
-
-
-def _coding_time(timer: _Timer, t0: float) -> None:
-  timer.times["coding"] = timer.times.get("coding", 0.0) + time.perf_counter() - t0
 
 
 def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = False,
@@ -168,13 +165,13 @@ def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = 
   medians = bundle.medians
   z_sym = quantize_symbols(z, medians)
   z_hat = dequantize_z(z_sym, medians)
-  y_slices = split_slices(y, bundle.model.sizes)
+  y_slices = np.split(y, np.cumsum(bundle.model.sizes)[:-1], axis=-1)
   y_symbols, y_indexes, checks = [], [], []
 
   def symbols_fn(i, mu, index):
     if not np.all(np.isfinite(mu)):
       raise CodecError("the model produced non-finite means (broken weights?)")
-    s = quantize_symbols(np.asarray(y_slices[i]), mu)
+    s = quantize_symbols(y_slices[i], mu)
     y_symbols.append(s)
     y_indexes.append(index)
     checks.append(fmt.index_check(index))
