@@ -34,8 +34,6 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import numpy as np  # noqa: E402
-
 
 def _stages(t: dict, side: str) -> dict:
   transforms = t.get("analysis", 0.0) if side == "encode" else t.get("synthesis", 0.0)

@@ -130,7 +130,7 @@ def test_image_conversions(env, capsys, tmp_path, mode, note):
   im.save(src)
   rc, _, err = _run(["compress", str(src), str(tmp_path / "o.cca"), "--model",
                      env["model"], "--quiet"], capsys)
-  assert rc == 0 and f"note: " in err and note in err
+  assert rc == 0 and "note: " in err and note in err
 
 
 def test_bad_inputs_and_usage(env, capsys, tmp_path):
