@@ -17,11 +17,17 @@ from cca_jax.padding import padding_for
 from tests.codec_helpers import synthetic_image, tiny_bundles
 from tests.conftest import KODAK
 
-# sha256 of encode(lively tiny bundle, synthetic_image(96, 128)). It depends on the
+# sha256 of compress(lively tiny bundle, synthetic_image(96, 128)). It depends on the
 # format, the coder, the tables and on XLA's float32 numerics on this CPU (and on the
-# seeded initialisation): a change in any of them changes it. If only numerics moved
-# (new jax, another CPU), check that the round-trip tests pass and update the value.
-GOLDEN_SHA256 = "2380f4ad7afa4021981b68919f804847be530972446a68391f6b8b9da2dc2475"
+# seeded initialisation): a change in any of them changes it. Known numerics, one
+# value each (both change with any format change):
+GOLDEN_SHA256 = {
+    # cca_jax/layers.py as committed when this test was written (last changed in dd278dc).
+    "903ae57f3ade994effaa24f0a4ef648495b654b7808a2fc3137eca1f07751f63",
+    # layers.py with the CPU-formulation rewrite that was in progress then (other
+    # fused graphs, other last bits); drop the entry above once it has landed.
+    "2380f4ad7afa4021981b68919f804847be530972446a68391f6b8b9da2dc2475",
+}
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +191,7 @@ def test_real_bits_match_the_estimate_on_a_kodak_image(tiny_config, bundles):
 def test_golden_bitstream(bundles):
   data = compress(bundles["lively"], synthetic_image(96, 128))
   digest = hashlib.sha256(data).hexdigest()
-  assert digest == GOLDEN_SHA256, (
+  assert digest in GOLDEN_SHA256, (
       f"bitstream changed: sha256 {digest} ({len(data)} bytes). A format or coder "
-      "change must bump the format version; a numerics change (jax, CPU) only needs "
-      "this value updated after the round-trip tests pass.")
+      "change must bump the format version; a numerics change (jax, CPU, layers.py) "
+      "only needs GOLDEN_SHA256 updated after the round-trip tests pass.")
