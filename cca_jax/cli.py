@@ -108,32 +108,12 @@ def _model_spec(arg: str | None) -> str:
 
 
 def _enable_compilation_cache() -> None:
-  """jax's persistent compilation cache for the codec commands, with the rules of
-  ``cca_jax.compilation_cache`` (used when present): ``$CCA_JAX_CACHE_DIR``, else
-  ``~/.cache/cca_jax/jax``; ``CCA_JAX_CACHE_DIR=""`` turns it off; an explicit
-  ``JAX_COMPILATION_CACHE_DIR`` wins. A cached executable is the same program, so
-  results do not change."""
-  try:
-    from cca_jax import compilation_cache
-  except ImportError:
-    compilation_cache = None
-  if compilation_cache is not None:
-    compilation_cache.enable()
-    return
-  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-    return
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                          ".cache")
-  path = os.environ.get(CACHE_ENV, os.path.join(base, "cca_jax", "jax"))
-  if not path:
-    return
-  try:
-    os.makedirs(path, exist_ok=True)
-  except OSError:
-    return  # no cache then; never fail a command for it
-  import jax
-  jax.config.update("jax_compilation_cache_dir", path)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  """jax's persistent compilation cache for the codec commands
+  (``cca_jax.compilation_cache``: ``$CCA_JAX_CACHE_DIR``, else ``~/.cache/cca_jax/jax``;
+  empty turns it off). A cached executable is the same program: results do not
+  change."""
+  from cca_jax import compilation_cache
+  compilation_cache.enable()
 
 
 def _parser(prog: str, description: str):
