@@ -102,3 +102,7 @@ def test_front_overlap_and_points():
   assert bdrate.rate_at_quality(ra, qa, 29.0) == pytest.approx(0.2)
   assert bdrate.rate_saving_at_quality(ra, qa, 0.15, 29.0) == pytest.approx(-25.0)
   assert math.isnan(bdrate.rate_saving_at_quality(ra, qa, 0.15, 40.0))
+  # ... or its quality interpolated at the point's rate (quality outside the range).
+  assert bdrate.quality_at_rate(ra, qa, 0.4) == pytest.approx(32.0)
+  assert bdrate.quality_gain_at_rate(ra, qa, 0.4, 20.0) == pytest.approx(-12.0)
+  assert math.isnan(bdrate.quality_gain_at_rate(ra, qa, 2.0, 20.0))

@@ -81,7 +81,11 @@ def results(tmp_path):
   first = _doc(tmp_path, "r.json", [model, jpeg], _visual(tmp_path, [model, jpeg]))
   single = {"name": "other", "label": "one model", "kind": "model", "settings": {},
             "points": [_point({"model": "x.ccam"}, 0.3, 30.0, 0.93)]}
-  second = _doc(tmp_path, "r2.json", [single])
+  # A poor model below every anchor's quality range: compared at equal rate (0.6 bpp,
+  # where the anchor reaches 32 dB).
+  poor = {"name": "poor", "label": "poor model", "kind": "model", "settings": {},
+          "points": [_point({"model": "p.ccam"}, 0.6, 20.0, 0.8)]}
+  second = _doc(tmp_path, "r2.json", [single, poor])
   return first, second
 
 
@@ -109,6 +113,9 @@ def test_report_builds_everything(results, tmp_path):
   one = cells["one model"]["JPEG 4:2:0"]
   assert one["kind"] == "point" and one["value"] == pytest.approx((0.3 / 0.35 - 1) * 100)
   assert f"{one['value']:+.1f} %†" in md
+  poor = cells["poor model"]["JPEG 4:2:0"]
+  assert poor["kind"] == "point_quality" and poor["quality_delta"] == pytest.approx(-12.0)
+  assert "| poor model | -12.00 dB‡ |" in md
   # The paper's points are rows and columns (Kodak), VTM and BPG anchors too; the
   # paper against CompressAI's VTM is paper.md's -13.7 %.
   assert cells["CCA (paper)"]["VTM (CompressAI)"]["value"] == pytest.approx(-13.73, abs=0.01)

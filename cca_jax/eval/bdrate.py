@@ -27,8 +27,10 @@ no BD-rate (``BDResult.value`` is NaN); ``BDResult.coverage`` is the share of th
 curve's range inside the anchor's (``overlap``: of the union of both), so a reader can
 see how much of the test curve the number speaks for.
 
-``rate_at_quality`` gives a one-point comparison instead: the anchor's rate at the
-test point's quality (interpolated), for a "curve" of a single model.
+``rate_saving_at_quality`` gives a one-point comparison instead: the anchor's rate at
+the test point's quality (interpolated), for a "curve" of a single model;
+``quality_gain_at_rate`` the quality difference at the point's rate, for a point (or
+``bd_psnr`` for a curve) whose qualities the anchor never reaches.
 """
 
 from __future__ import annotations
@@ -161,6 +163,22 @@ def rate_at_quality(anchor_rates, anchor_qualities, quality: float) -> float:
   if len(ra) < 2 or not qa[0] <= quality <= qa[-1]:
     return math.nan
   return float(10.0 ** _interpolator(qa, np.log10(ra), "pchip")(quality))
+
+
+def quality_at_rate(anchor_rates, anchor_qualities, rate: float) -> float:
+  """The anchor's quality at ``rate`` (PCHIP in log-rate; NaN outside its range)."""
+  ra, qa = rd_front(anchor_rates, anchor_qualities)
+  if len(ra) < 2 or not ra[0] <= rate <= ra[-1]:
+    return math.nan
+  return float(_interpolator(np.log10(ra), qa, "pchip")(math.log10(rate)))
+
+
+def quality_gain_at_rate(anchor_rates, anchor_qualities, rate: float,
+                         quality: float) -> float:
+  """``quality - anchor_quality(rate)`` in dB: one test point against a curve at equal
+  rate (for a point whose quality lies outside the anchor's quality range)."""
+  ref = quality_at_rate(anchor_rates, anchor_qualities, rate)
+  return math.nan if math.isnan(ref) else quality - ref
 
 
 def rate_saving_at_quality(anchor_rates, anchor_qualities, rate: float,

@@ -47,8 +47,10 @@ _QUALITY_NAMES = {"psnr": "PSNR", "ms_ssim_db": "MS-SSIM dB"}
 
 
 def bd_cell(anchor: dict, test: dict, quality_key: str, method: str) -> dict:
-  """BD-rate of ``test`` against ``anchor`` (or, for a one-point test curve, the rate
-  difference at its quality) as a JSON-able dict with a ``text`` for the table."""
+  """BD-rate of ``test`` against ``anchor`` as a JSON-able dict with a ``text`` for
+  the table. A one-point test curve gets the rate difference at its quality (†);
+  where the quality ranges do not overlap, the quality difference at equal rate
+  (BD-PSNR, or one point's difference) stands in (‡), when the rates overlap."""
   ra, qa = bdrate.rd_front(*curve_arrays(anchor, "bpp", quality_key))
   rt, qt = bdrate.rd_front(*curve_arrays(test, "bpp", quality_key))
   if not len(ra) or not len(rt):
@@ -56,12 +58,22 @@ def bd_cell(anchor: dict, test: dict, quality_key: str, method: str) -> dict:
   if len(rt) == 1:
     r, q = float(rt[0]), float(qt[0])
     v = bdrate.rate_saving_at_quality(ra, qa, r, q)
-    if math.isnan(v):
-      return {"value": None, "text": "n/a", "kind": "point",
-              "reason": f"its {q:.2f} dB point is outside the anchor's range"}
-    return {"value": v, "text": f"{v:+.1f} %†", "kind": "point", "quality": q}
+    if not math.isnan(v):
+      return {"value": v, "text": f"{v:+.1f} %†", "kind": "point", "quality": q}
+    dq = bdrate.quality_gain_at_rate(ra, qa, r, q)
+    if not math.isnan(dq):
+      return {"value": None, "text": f"{dq:+.2f} dB‡", "kind": "point_quality",
+              "quality_delta": dq}
+    return {"value": None, "text": "n/a", "kind": "point",
+            "reason": f"its point ({r:.3f} bpp, {q:.2f} dB) is outside the anchor's "
+                      "rate and quality ranges"}
   res = bdrate.bd_rate(ra, qa, rt, qt, method)
   if not res.ok:
+    if "overlap" in res.reason:
+      p = bdrate.bd_psnr(ra, qa, rt, qt, method)
+      if p.ok:
+        return {"value": None, "text": f"{p.value:+.2f} dB‡", "kind": "bd_psnr",
+                "quality_delta": p.value}
     return {"value": None, "text": "n/a", "reason": res.reason}
   text = f"{res.value:+.1f} %"
   if res.coverage < LOW_COVERAGE:
@@ -345,7 +357,9 @@ def _markdown(docs, curves, dataset, bd, anchors, rd, visual, info, method, note
           "cover; flagged with the share of the row's quality range that the column "
           "covers when that is under half. † a one-point row (or a row whose points "
           "do not rise in quality with rate): the rate difference at that point's "
-          "quality against the column's interpolated curve.", "", "### PSNR", "",
+          "quality against the column's interpolated curve. ‡ the row's qualities "
+          "are outside the column's range: the quality difference at equal rate "
+          "instead (dB; BD-PSNR for a curve).", "", "### PSNR", "",
           bd_markdown(bd["psnr"]), "", "### MS-SSIM (dB)", "",
           bd_markdown(bd["ms_ssim_db"]), ""]
   if anchors["psnr"]["rows"] and anchors["psnr"]["anchors"]:
