@@ -142,7 +142,7 @@ def visual_comparison(panels: Sequence[tuple[str, np.ndarray]], path: str,
   n = len(panels)
   ncols = min(4, n)
   nrows = math.ceil(n / ncols)
-  fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.75 * nrows), dpi=120,
+  fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.9 * nrows), dpi=120,
                            squeeze=False)
   for ax in axes.ravel():
     ax.axis("off")

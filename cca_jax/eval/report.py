@@ -226,7 +226,8 @@ def _image_record(point: dict, image: str) -> dict:
 
 def build_visual(docs, curves, path: str, target_bpp: float | None = None,
                  box=None) -> dict | None:
-  """Write the visual comparison PNG; returns what it shows (or None)."""
+  """Write the visual comparison PNG; returns what it shows (or None). The target
+  rate defaults to the learned model's middle point (the lower of two) on the image."""
   from PIL import Image
   image, original, recon = _visual_sources(docs)
   if not image or not recon:
@@ -237,7 +238,7 @@ def build_visual(docs, curves, path: str, target_bpp: float | None = None,
   if target_bpp is None:
     if models:
       cands = recon[models[0]]
-      target_bpp = _image_record(cands[len(cands) // 2][1], image).get("bpp", 0.5)
+      target_bpp = _image_record(cands[(len(cands) - 1) // 2][1], image).get("bpp", 0.5)
     else:
       target_bpp = 0.5
   panels = [("original", np.asarray(Image.open(original).convert("RGB")))]
@@ -247,7 +248,7 @@ def build_visual(docs, curves, path: str, target_bpp: float | None = None,
         _image_record(pp[1], image).get("bpp", math.inf) - target_bpp))
     rec = _image_record(best[1], image)
     setting = _setting_text(best[1].get("setting", {})).replace("`", "")
-    title = (f"{labels.get(name, name)} {setting}\n{rec.get('bpp', math.nan):.3f} bpp, "
+    title = (f"{labels.get(name, name)}\n{setting}\n{rec.get('bpp', math.nan):.3f} bpp, "
              f"{rec.get('psnr_8bit', rec.get('psnr', math.nan)):.2f} dB")
     panels.append((title, np.asarray(Image.open(best[0]).convert("RGB"))))
     chosen.append({"curve": name, "setting": best[1].get("setting", {}),
