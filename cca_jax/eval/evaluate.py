@@ -135,7 +135,7 @@ def run(models, data: str, out: str, codecs=(), qualities=None, name: str = "cca
     keeper.abandon()
     raise
   doc = {"format": FORMAT, "version": VERSION,
-         "dataset": {"path": os.path.abspath(data), "name": guess_dataset(data),
+         "dataset": {"path": data, "name": guess_dataset(data),
                      "images": [n for n, _ in images], "num_images": len(images),
                      "notes": notes},
          "environment": environment(codecs), "command": command, "curves": curves}

@@ -100,7 +100,7 @@ def rd_plot(curves: Sequence[dict], path: str, quality_key: str = "psnr",
   ax.set_xlabel(f"rate ({rate_key}: {_rate_label(rate_key)})")
   ax.set_ylabel(QUALITY_KEYS.get(quality_key, quality_key))
   ax.grid(True, alpha=0.35)
-  ax.legend(loc="lower right", fontsize=8)
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
   if title:
     ax.set_title(title, fontsize=10)
   _save(fig, path)
@@ -142,7 +142,7 @@ def visual_comparison(panels: Sequence[tuple[str, np.ndarray]], path: str,
   n = len(panels)
   ncols = min(4, n)
   nrows = math.ceil(n / ncols)
-  fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.9 * nrows), dpi=120,
+  fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.9 * nrows), dpi=100,
                            squeeze=False)
   for ax in axes.ravel():
     ax.axis("off")

@@ -237,8 +237,9 @@ def build_visual(docs, curves, path: str, target_bpp: float | None = None,
   models = [n for n in recon if kinds.get(n) == "model"]
   if target_bpp is None:
     if models:
-      cands = recon[models[0]]
-      target_bpp = _image_record(cands[(len(cands) - 1) // 2][1], image).get("bpp", 0.5)
+      rates = sorted(_image_record(pp[1], image).get("bpp", math.inf)
+                     for pp in recon[models[0]])
+      target_bpp = rates[(len(rates) - 1) // 2]
     else:
       target_bpp = 0.5
   panels = [("original", np.asarray(Image.open(original).convert("RGB")))]
