@@ -161,6 +161,18 @@ def test_visual_panels(results, tmp_path):
   assert by_curve["jpeg420"]["setting"]["quality"] == 30        # 0.6*0.9 = 0.54
 
 
+def test_missing_reconstructions_skip_the_visual(results, tmp_path, capsys):
+  import shutil
+  first, second = results
+  shutil.rmtree(tmp_path / "r_visual")
+  out = tmp_path / "rep"
+  out.mkdir()
+  assert report.main([first, second, "--out", str(out)]) == 0
+  assert "reconstructions are gone" in capsys.readouterr().err
+  assert not (out / "results" / "visual.png").exists()
+  assert "Visual comparison" not in (out / "results.md").read_text()
+
+
 def test_report_errors(results, tmp_path, capsys):
   first, _ = results
   out = tmp_path / "rep"

@@ -205,6 +205,10 @@ def _visual_sources(docs: Sequence[dict]):
       continue
     base = os.path.dirname(doc["_path"])
     if image is None:
+      if not os.path.isfile(os.path.join(base, vis["original"])):
+        print(f"note: {doc['_path']}: the kept reconstructions are gone; no visual "
+              "comparison from it", file=sys.stderr)
+        continue
       image, original = vis["image"], os.path.join(base, vis["original"])
     by_name = {c["name"]: c for c in doc["curves"]}
     for name, paths in vis.get("reconstructions", {}).items():
@@ -212,7 +216,7 @@ def _visual_sources(docs: Sequence[dict]):
       if c is None:
         continue
       for p, point in zip(paths, c["points"]):
-        if p:
+        if p and os.path.isfile(os.path.join(base, p)):
           recon.setdefault(name, []).append((os.path.join(base, p), point))
   return image, original, recon
 
@@ -314,8 +318,12 @@ def build(docs: Sequence[dict], out_dir: str, markdown: str = "results.md",
   assets.append("bdrate.json")
   # The raw results next to the report (compact JSON), so its numbers stay checkable.
   os.makedirs(os.path.join(asset_dir, "data"), exist_ok=True)
-  for d in docs:
+  used = set()
+  for i, d in enumerate(docs):
     name = os.path.basename(d["_path"])
+    if name in used:
+      name = f"{i}_{name}"
+    used.add(name)
     raw = {k: v for k, v in d.items() if k != "_path"}
     atomic_write_bytes(os.path.join(asset_dir, "data", name),
                        (json.dumps(raw, separators=(",", ":")) + "\n").encode())
@@ -335,7 +343,8 @@ def _markdown(docs, curves, dataset, bd, anchors, rd, visual, info, method, note
   n_images = sorted({d.get("dataset", {}).get("num_images", 0) for d in docs})
   out = [f"# Rate-distortion results{': ' + dataset.capitalize() if dataset else ''}",
          ""]
-  out += [f"> {n}" for n in notes]
+  for i, n in enumerate(notes):
+    out += ([">"] if i else []) + [f"> {n}"]
   if notes:
     out.append("")
   out.append(f"Images: {', '.join(str(n) for n in n_images)} "
