@@ -24,7 +24,6 @@ The second form reads the per-image slice bits that ``cca_jax.evaluate`` stored.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
