@@ -107,8 +107,7 @@ def test_visual_reconstructions(setup):
 def test_information_tool(setup, tmp_path, capsys):
   doc = json.loads(open(setup["out"]).read())
   items = information.from_results(doc)
-  assert [label for label, _ in items] == ["tiny models: plain.ccam",
-                                          "tiny models: calibrated.ccam"]
+  assert [label for label, _ in items] == ["tiny: plain.ccam", "tiny: calibrated.ccam"]
   d = items[1][1]
   assert sum(d["share"]) == pytest.approx(1.0) and sum(d["channel_share"]) == pytest.approx(1.0)
   assert d["slice_sizes"] == list(setup["bundles"]["calibrated"].model.sizes)

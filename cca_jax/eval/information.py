@@ -91,7 +91,9 @@ def from_results(doc: dict) -> list[tuple[str, dict]]:
     for p in curve["points"]:
       d = from_point(p)
       if d is not None:
-        out.append((f"{curve['label']}: {p['setting'].get('model', '?')}", d))
+        st = p["setting"]
+        lmbda = f" (λ={st['lmbda']:g})" if "lmbda" in st else ""
+        out.append((f"{curve['name']}: {st.get('model', '?')}{lmbda}", d))
   return out
 
 

@@ -176,6 +176,8 @@ def information_plot(items: Sequence[tuple[str, dict]], path: str) -> None:
     ax.set_xlabel("slice")
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.35)
-  axes[0].legend(fontsize=7)
   fig.tight_layout()
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+             ncol=min(len(labels), 3) or 1, fontsize=8, frameon=False)
   _save(fig, path)
