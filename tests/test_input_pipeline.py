@@ -177,7 +177,7 @@ TFDS_EVAL = _images(11, [(20, 22), (30, 18), (17, 17)])
 
 @pytest.fixture(scope="module")
 def tfds_dirs(tmp_path_factory):
-  ip._tf()
+  ip.import_tensorflow()
   tfds = pytest.importorskip("tensorflow_datasets")
 
   class CcaTinyImages(tfds.core.GeneratorBasedBuilder):
