@@ -18,14 +18,10 @@ from tests.codec_helpers import synthetic_image, tiny_bundles
 from tests.conftest import KODAK
 
 # sha256 of compress(lively tiny bundle, synthetic_image(96, 128)). It depends on the
-# format, the coder, the tables and on XLA's float32 numerics on this CPU (and on the
-# seeded initialisation): a change in any of them changes it. Known numerics, one
-# value each (both change with any format change):
+# format, the coder, the tables and on XLA's float32 numerics on this CPU (jax
+# version, cca_jax/layers.py formulations, seeded initialisation): a change in any of
+# them changes it.
 GOLDEN_SHA256 = {
-    # cca_jax/layers.py as committed when this test was written (last changed in dd278dc).
-    "903ae57f3ade994effaa24f0a4ef648495b654b7808a2fc3137eca1f07751f63",
-    # layers.py with the CPU-formulation rewrite that was in progress then (other
-    # fused graphs, other last bits); drop the entry above once it has landed.
     "2380f4ad7afa4021981b68919f804847be530972446a68391f6b8b9da2dc2475",
 }
 
