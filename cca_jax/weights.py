@@ -14,19 +14,10 @@ import os
 import ml_collections
 import numpy as np
 
+from cca_jax.atomic import atomic_write_bytes
+
 PARAMS_FILE = "params.msgpack"
 MODEL_FILE = "model.json"
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
 
 
 def save_weights(directory: str, params, model_cfg, meta: dict | None = None) -> None:
@@ -35,9 +26,9 @@ def save_weights(directory: str, params, model_cfg, meta: dict | None = None) ->
   params = _to_numpy(params)
   cfg = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
   cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
-  _atomic_write(os.path.join(directory, PARAMS_FILE), serialization.msgpack_serialize(params))
+  atomic_write_bytes(os.path.join(directory, PARAMS_FILE), serialization.msgpack_serialize(params))
   doc = {"format": "cca-jax-weights", "version": 1, "model": cfg, "meta": meta or {}}
-  _atomic_write(os.path.join(directory, MODEL_FILE),
+  atomic_write_bytes(os.path.join(directory, MODEL_FILE),
                 (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
 
 

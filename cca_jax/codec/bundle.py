@@ -31,6 +31,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from cca_jax.atomic import atomic_write_bytes
 from cca_jax.codec.errors import CodecError
 from cca_jax.entropy.tables import ModelTables, build_tables
 
@@ -191,15 +192,7 @@ def bundle_bytes(bundle: ModelBundle) -> bytes:
 
 def save_bundle(bundle: ModelBundle, path: str) -> None:
   """Write atomically (temp file + rename)."""
-  data = bundle_bytes(bundle)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  atomic_write_bytes(path, bundle_bytes(bundle))
 
 
 def _open(path: str) -> zipfile.ZipFile:

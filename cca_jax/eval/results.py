@@ -18,24 +18,10 @@ from __future__ import annotations
 import json
 import os
 
+from cca_jax.atomic import atomic_write_bytes
+
 FORMAT = "cca-jax-eval"
 VERSION = 1
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-  """Write ``data`` to ``path`` through a temp file in the same folder + rename: a
-  failure leaves no partial file."""
-  directory = os.path.dirname(os.path.abspath(path))
-  if not os.path.isdir(directory):
-    raise OSError(2, f"no such directory {directory}", path)
-  tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
 
 
 def write_json(path: str, doc: dict) -> None:
