@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 req=requirements.txt
 [ "${1:-}" = "--test" ] && req=requirements-test.txt
 if [ ! -x .venv/bin/python ]; then
-  if command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -qx '3.12.1'; then
+  if command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -x '3.12.1' >/dev/null; then
     PYENV_VERSION=3.12.1 python3 -m venv .venv
   elif command -v python3.12 >/dev/null 2>&1; then
     python3.12 -m venv .venv
