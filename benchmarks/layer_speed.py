@@ -7,14 +7,16 @@ parameter initialisation. Prints measured numbers; results go to docs/benchmarks
   .venv/bin/python benchmarks/layer_speed.py layers --config configs/paper.py --batch 2 --size 256
   .venv/bin/python benchmarks/layer_speed.py model --config configs/cpu.py --torch
   .venv/bin/python benchmarks/layer_speed.py model --config configs/paper.py --batch 2 --size 256 --torch
-  .venv/bin/python benchmarks/layer_speed.py init --config configs/tiny.py
+  .venv/bin/python benchmarks/layer_speed.py init --config configs/tiny.py [--jit]
 
 Timings interleave the variants (plain, cpu, torch, plain, cpu, torch, ...) so that
 load from other processes hits all of them alike; each line gives the minimum and the
 median wall time of ``--reps`` calls and, for the model, the process CPU time (user +
 system) per call, which other processes on the machine disturb less. Compilation
 (the first call) is reported separately. ``--batch`` / ``--size`` default to the
-config's ``batch_size`` / ``patch_size``.
+config's ``batch_size`` / ``patch_size``. Prefix a command with
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` to measure JAX with transparent huge pages
+(fewer page faults on XLA's per-call buffers; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -271,15 +273,33 @@ def run_model(args, cfg) -> None:
 
 
 def run_init(args, cfg) -> None:
+  """``init_params`` (eager, rbg) twice in one process; with ``--jit`` also
+  ``jax.jit(model.init)`` with an rbg key (trace+lower, compile, run)."""
   import jax
+  import jax.numpy as jnp
   from cca_jax.model import CCAModel, init_params
   model = CCAModel.from_config(cfg.model)
   for attempt in range(2):
     t = time.perf_counter()
-    params = init_params(model, seed=attempt)
-    jax.block_until_ready(params)
-    print(f"init_params (call {attempt + 1}): {time.perf_counter() - t:.1f} s",
+    jax.block_until_ready(init_params(model, seed=attempt))
+    print(f"init_params, eager (call {attempt + 1}): {time.perf_counter() - t:.1f} s",
           flush=True)
+  if args.jit:
+    x = jnp.zeros((1, 64, 64, 3), jnp.float32)
+
+    def init(key):
+      k1, k2 = jax.random.split(key)
+      return model.init({"params": k1, "noise": k2}, x, training=False)["params"]
+
+    key = jax.random.key(0, impl="rbg")
+    t0 = time.perf_counter()
+    lowered = jax.jit(init).lower(key)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+    jax.block_until_ready(compiled(key))
+    print(f"jax.jit(model.init), rbg key: trace+lower {t1 - t0:.1f} s, compile "
+          f"{t2 - t1:.1f} s, run {time.perf_counter() - t2:.2f} s", flush=True)
 
 
 def main(argv=None) -> None:
@@ -294,9 +314,16 @@ def main(argv=None) -> None:
   p.add_argument("--torch", action="store_true",
                  help="model part: also time the PyTorch reference's training step")
   p.add_argument("--threads", type=int, default=2, help="torch threads")
+  p.add_argument("--jit", action="store_true",
+                 help="init part: also time jax.jit(model.init) (minutes to compile)")
   args = p.parse_args(argv)
-  from cca_jax.cli_util import load_config_file
-  cfg = load_config_file(args.config)
+  from cca_jax.cli_util import fail, load_config_file
+  try:
+    cfg = load_config_file(args.config)
+  except ValueError as e:
+    sys.exit(fail(e))
+  if args.formulations not in ("plain,cpu", "cpu,plain", "cpu", "plain"):
+    sys.exit(fail(f"--formulations {args.formulations!r}: use plain, cpu or plain,cpu"))
   args.batch = args.batch or cfg.batch_size
   args.size = args.size or cfg.patch_size
   {"layers": run_layers, "model": run_model, "init": run_init}[args.part](args, cfg)
