@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, TRAIN_DATA, load_config
 from cca_jax.model import CCAModel
-from cca_jax.train import checkpointing, input_pipeline, partitioning
+from cca_jax.train import checkpointing, input_pipeline
 from cca_jax.train.state import create_train_state
 from cca_jax.train.step import make_eval_step
 from cca_jax.train.trainer import train_and_evaluate, validate_config

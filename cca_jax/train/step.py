@@ -16,7 +16,6 @@ the gradient all-reduce (the form of the pmapped step that ``jax.jit`` replaces)
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from cca_jax.losses import rd_loss
