@@ -80,7 +80,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                f"{mesh.devices.size} {jax.default_backend()} device(s), "
                f"global batch {config.batch_size}x{config.patch_size}x"
                f"{config.patch_size}, {num_images} training images "
-               f"({input_pipeline.steps_per_epoch(config):.1f} steps per epoch), "
+               f"({num_images / config.batch_size:.1f} steps per epoch), "
                f"workdir {workdir}")
 
   model = CCAModel.from_config(config.model)
