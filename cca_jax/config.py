@@ -55,12 +55,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.milestone_step = 860_000  # lr x0.1 and the lambda switch (epoch 56 of 65)
   c.learning_rate = 1e-4
   c.lr_decay = 0.1
+  # "step" (official: x lr_decay at milestone_step) or "cosine" (warm-up, then cosine
+  # decay to learning_rate * lr_end_factor at num_steps; schedules.py).
+  c.lr_schedule = "step"
+  c.warmup_steps = 0
+  c.lr_end_factor = 0.0
   c.quantile_learning_rate = 1e-3
   c.grad_clip_norm = 1.0
   # Two-stage lambda: before the milestone train with 0.3 (targets < 7) or 2
   # (targets 7 and 15), then with the target. Set False to train at the target only.
   c.two_stage_lambda = True
   c.stage1_lmbda = -1.0       # stage-1 lambda; < 0: official (0.3 if lmbda < 7 else 2)
+  # Fine-tuning: start from the parameters of another training workdir's latest
+  # checkpoint (fresh optimizers, step 0) instead of the seeded initialisation, as
+  # the official code trains its other rate points after the milestone.
+  c.init_from = ""
 
   # Checkpoints (orbax, in WORKDIR/checkpoints), logs, validation.
   c.checkpoint_every = 5000   # steps; a checkpoint is also written at the end

@@ -49,6 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from cca_jax.ops import symmetric_uniform
+
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
@@ -57,7 +59,7 @@ def torch_uniform_init(fan_in: int):
   bound = 1.0 / math.sqrt(fan_in)
 
   def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
+    return symmetric_uniform(key, shape, bound, dtype)
 
   return init
 

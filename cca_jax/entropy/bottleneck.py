@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cca_jax.ops import lower_bound, quantize
+from cca_jax.ops import lower_bound, quantize, symmetric_uniform
 
 LIKELIHOOD_BOUND = 1e-9
 
@@ -89,7 +89,7 @@ class EntropyBottleneck(nn.Module):
           (c, filters[i + 1], filters[i])))
       setattr(self, f"biases_{i}", self.param(
           f"biases_{i}",
-          lambda k, s: jax.random.uniform(k, s, jnp.float32, -0.5, 0.5),
+          lambda k, s: symmetric_uniform(k, s, 0.5),
           (c, filters[i + 1], 1)))
       if i < len(self.filters):
         setattr(self, f"factors_{i}", self.param(

@@ -24,8 +24,8 @@ coded.
 * ``quantize_cdf``: probabilities -> integer frequencies summing to ``2**precision``,
   each at least 1 (vectorised; largest-remainder rounding, deterministic).
 
-Densities are evaluated with the model's own float32 functions
-(``bottleneck.logits_cumulative``, ``gaussian.standardized_cumulative``); the result
+The factorized densities are evaluated with the model's own float32 function
+(``bottleneck.logits_cumulative``), the Gaussian ones in float64 on the host; the result
 is integers, stored in the exported model bundle, so encoder and decoder use the same
 tables on every machine.
 """
@@ -38,10 +38,10 @@ from statistics import NormalDist
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import special
 
 from cca_jax.entropy.bottleneck import logits_cumulative
-from cca_jax.entropy.gaussian import (SCALE_BOUND, scale_table as default_scale_table,
-                                      standardized_cumulative)
+from cca_jax.entropy.gaussian import SCALE_BOUND, scale_table as default_scale_table
 
 PRECISION = 16
 TAIL_MASS = 1e-9
@@ -185,11 +185,14 @@ def gaussian_tables(scales: np.ndarray, tail_mass: float = TAIL_MASS,
   multiplier = -NormalDist().inv_cdf(tail_mass / 2)
   centre = np.ceil(scales.astype(np.float64) * multiplier).astype(np.int64)
   k = 2 * centre + 1
-  samples = np.abs(np.arange(int(k.max()), dtype=np.float32)[None, :]
-                   - centre[:, None].astype(np.float32))
-  s = jnp.asarray(scales)[:, None]
-  upper = np.asarray(standardized_cumulative((0.5 - jnp.asarray(samples)) / s), np.float64)
-  lower = np.asarray(standardized_cumulative((-0.5 - jnp.asarray(samples)) / s), np.float64)
+  samples = np.abs(np.arange(int(k.max()), dtype=np.float64)[None, :]
+                   - centre[:, None].astype(np.float64))
+  # float64 host arithmetic (scipy's erfc), not XLA's float32 erfc: the tables are then
+  # the same on every machine (XLA's erfc differs in the last bits between instruction
+  # sets) and match the float32 definition to ~1e-7.
+  s = scales.astype(np.float64)[:, None]
+  upper = 0.5 * special.erfc(-(2.0 ** -0.5) * (0.5 - samples) / s)
+  lower = 0.5 * special.erfc(-(2.0 ** -0.5) * (-0.5 - samples) / s)
   pmf = upper - lower
   tail = 2.0 * lower[:, 0]
   cdf, length = quantize_cdf(pmf, tail, k, precision)

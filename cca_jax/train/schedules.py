@@ -1,7 +1,11 @@
 """Schedules of the official recipe (paper.md 3), as pure functions of the step.
 
-* Learning rate: ``learning_rate`` until ``milestone_step``, then ``x lr_decay``
-  (official MultiStepLR, milestone epoch 56 of 65, gamma 0.1).
+* Learning rate (``lr_schedule``):
+  - ``"step"`` (the official default): ``learning_rate`` until ``milestone_step``,
+    then ``x lr_decay`` (official MultiStepLR, milestone epoch 56 of 65, gamma 0.1);
+  - ``"cosine"`` (not the paper's; the short-budget recipe of the shipped models):
+    linear warm-up over ``warmup_steps`` from 0 to ``learning_rate``, then a cosine
+    decay to ``learning_rate * lr_end_factor`` at ``num_steps``.
 * Two-stage lambda: before ``milestone_step`` the rate weight is the stage-1 value
   (official: 0.3 for targets below 7, 2 for 7 and 15; ``stage1_lmbda >= 0``
   overrides it), from ``milestone_step`` on it is the target ``lmbda``. With
@@ -33,6 +37,15 @@ def lmbda_at(config, step):
 
 
 def learning_rate(config) -> optax.Schedule:
-  """Step-wise constant: ``learning_rate``, times ``lr_decay`` from the milestone."""
-  return optax.piecewise_constant_schedule(
-      config.learning_rate, {int(config.milestone_step): float(config.lr_decay)})
+  """The main optimizer's learning rate as a function of the step."""
+  kind = config.get("lr_schedule", "step")
+  if kind == "step":
+    return optax.piecewise_constant_schedule(
+        config.learning_rate, {int(config.milestone_step): float(config.lr_decay)})
+  if kind == "cosine":
+    warmup = int(config.get("warmup_steps", 0))
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=config.learning_rate,
+        warmup_steps=max(warmup, 0), decay_steps=max(int(config.num_steps), warmup + 1),
+        end_value=config.learning_rate * float(config.get("lr_end_factor", 0.0)))
+  raise ValueError(f"config.lr_schedule={kind!r}: expected 'step' or 'cosine'")

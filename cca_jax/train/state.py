@@ -20,10 +20,14 @@ class TrainState:
   quantile_opt_state: Any  # quantile optimizer
 
 
-def create_train_state(config, model: CCAModel | None = None) -> TrainState:
-  """Fresh state: PyTorch-default initialisation from ``config.seed``."""
+def create_train_state(config, model: CCAModel | None = None,
+                       params=None) -> TrainState:
+  """Fresh state at step 0: ``params`` (fine-tuning) or the PyTorch-default
+  initialisation from ``config.seed``; fresh optimizer states."""
   model = model or CCAModel.from_config(config.model)
-  params = init_params(model, seed=config.seed)
+  if params is None:
+    params = init_params(model, seed=config.seed)
+  params = jax.tree.map(jnp.asarray, params)
   return TrainState(
       step=jnp.zeros((), jnp.int32), params=params,
       opt_state=main_optimizer(config).init(params),

@@ -65,6 +65,17 @@ def evaluate(eval_step, params, images: np.ndarray, step: int, mesh,
   return metrics
 
 
+def _init_params_from(config):
+  """The parameters of ``config.init_from``'s latest checkpoint (same model config)."""
+  import json
+  model_config, params, step = checkpointing.load_latest_params(config.init_from)
+  if (json.loads(json.dumps(model_config, sort_keys=True))
+      != json.loads(config.model.to_json_best_effort(sort_keys=True))):
+    raise ValueError(f"config.init_from={config.init_from} holds another model config")
+  del step
+  return params
+
+
 def train_and_evaluate(config, workdir: str) -> TrainState:
   """Train ``config`` in ``workdir`` (resuming the latest checkpoint there); returns
   the final state (replicated on the mesh)."""
@@ -92,6 +103,10 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         manager, abstract, partitioning.replicated(mesh))
     writer.print(f"restored step {restored} from "
                  f"{checkpointing.checkpoint_dir(workdir)}")
+  elif config.get("init_from"):
+    state = partitioning.replicate(
+        create_train_state(config, model, _init_params_from(config)), mesh)
+    writer.print(f"fine-tuning from the latest checkpoint of {config.init_from}")
   else:
     state = partitioning.replicate(create_train_state(config, model), mesh)
     writer.print(f"initialised {sum(x.size for x in jax.tree.leaves(state.params)):,} "
