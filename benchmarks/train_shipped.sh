@@ -12,7 +12,7 @@ train() { nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped
   --workdir "workdirs/ship_$1" "${@:2}"; }
 echo "== base, lambda 1.8 $(date)"
 train 1.8
-for l in 0.45 6 18; do
+for l in 0.25 6 18; do
   echo "== fine-tune lambda $l $(date)"
   train "$l" --config.init_from=workdirs/ship_1.8 --config.num_steps="$ft_steps" \
     --config.learning_rate=2e-4 --config.warmup_steps=0 --config.eval_every="$ft_steps" \

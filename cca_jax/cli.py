@@ -1,9 +1,10 @@
 """The ``cca-jax`` command: one entry point, one sub-command per tool.
 
-  cca-jax compress IN OUT.cca --model MODEL [--pad-multiple 128] [--quiet]
+  cca-jax compress IN OUT.cca [--quality N | --model MODEL] [--pad-multiple 128] [--quiet]
   cca-jax decompress IN.cca OUT.png [--model MODEL] [--quiet]
   cca-jax info IN.cca [--json]
-  cca-jax export --workdir DIR --out MODEL.ccam
+  cca-jax models [--json]
+  cca-jax export --workdir DIR --out MODEL.ccam [--weights float16] [--no-register]
   cca-jax summary --config configs/paper.py
   cca-jax convert-torch CHECKPOINT.pth.tar --config configs/paper.py --out DIR [--image IMG]
   cca-jax evaluate --model MODEL [...] --data DIR --out RESULTS.json [--codecs ...]
@@ -12,10 +13,14 @@
 ``-`` reads stdin / writes stdout. compress and decompress keep jax's persistent
 compilation cache in ``$CCA_JAX_CACHE_DIR`` (default ``~/.cache/cca_jax/jax``;
 ``CCA_JAX_CACHE_DIR=""`` turns it off), so only the first call per image size
-compiles. ``MODEL`` is a model bundle written by ``export``
-or a directory of ``*.ccam`` bundles; without ``--model`` the environment variable
-``CCA_JAX_MODEL`` is used. ``decompress`` picks, in a directory, the bundle whose id
-the stream names. Output files are written atomically (temp file + rename): a failed
+compiles. ``MODEL`` is a model bundle written by ``export``, a directory of ``*.ccam``
+bundles, or a model name (``default``, ``q1`` .. ``qN``, a shipped model's name, a
+model id; ``cca_jax.codec.registry``). ``compress`` without ``--model`` uses the
+shipped models (``--quality N``, 1 = smallest files; default the middle one), or
+``$CCA_JAX_MODEL`` when that names exactly one bundle. ``decompress`` finds the model
+by the id in the stream: in ``--model`` if given, then ``$CCA_JAX_MODEL``, the
+per-user model directory (where ``export`` registers its bundles) and the shipped
+models. ``models`` lists every model found. Output files are written atomically (temp file + rename): a failed
 command leaves no output behind. Images that are not 8-bit RGB (grayscale, palette,
 RGBA, 16-bit) are converted with a ``note:`` on stderr; decompress always writes PNG.
 
@@ -30,13 +35,14 @@ import io
 import os
 import sys
 
-MODEL_ENV = "CCA_JAX_MODEL"
+MODEL_ENV = "CCA_JAX_MODEL"  # = cca_jax.codec.registry.MODEL_ENV (not imported: fast --help)
 CACHE_ENV = "CCA_JAX_CACHE_DIR"
 
 _COMMANDS = {
     "compress": "compress an image into a .cca stream",
     "decompress": "decompress a .cca stream into a PNG",
     "info": "describe a .cca stream (no model needed)",
+    "models": "list the models the codec finds (shipped, user, $CCA_JAX_MODEL)",
     "export": "write a model bundle from weights or a training workdir",
     "summary": "parameter counts and channel groups of a config",
     "convert-torch": "import an official PyTorch checkpoint",
@@ -99,12 +105,48 @@ def _write_bytes(path: str, data: bytes) -> None:
       os.remove(tmp)
 
 
-def _model_spec(arg: str | None) -> str:
-  spec = arg or os.environ.get(MODEL_ENV)
-  if not spec:
-    raise _UsageError(f"no model: pass --model MODEL (a .ccam bundle or a directory of "
-                      f"them) or set {MODEL_ENV}")
-  return spec
+def _encoder_model(model: str | None, quality: int | None) -> str:
+  """The bundle path ``compress`` uses: ``--model`` (a file, a directory holding one
+  bundle, or a name), else ``$CCA_JAX_MODEL`` if it names exactly one bundle and no
+  ``--quality`` is given, else the shipped model of ``--quality`` (default middle)."""
+  from cca_jax.codec import find_bundle, registry
+  if model is not None:
+    if os.path.exists(model):
+      return find_bundle(model)
+    path = registry.resolve_name(model)
+    if path is None:
+      raise OSError(f"{model}: no such model file, directory or model name "
+                    f"(cca-jax models lists them)")
+    return path
+  env = registry.env_paths()
+  if quality is None and len(env) == 1 and os.path.exists(env[0]):
+    return find_bundle(env[0])
+  return registry.by_quality(quality).path
+
+
+def _decoder_model(model: str | None, model_id: bytes) -> str:
+  """``--model FILE`` is used as given (a stream of another model is refused by
+  ``decode``); otherwise the bundle with the stream's id, in ``--model DIR`` first."""
+  from cca_jax.codec import registry
+  if model is not None and os.path.isfile(model):
+    return model
+  if model is not None and not os.path.exists(model):
+    path = registry.resolve_name(model)
+    if path is None:
+      raise OSError(f"{model}: no such model file, directory or model name")
+    model = path
+  return registry.by_id(model_id, model)
+
+
+def _quality(text: str) -> int:
+  import argparse
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+  return value
 
 
 def _enable_compilation_cache() -> None:
@@ -136,20 +178,23 @@ def _compress(argv) -> int:
   p = _parser("compress", "Compress an image (PNG, JPEG, ...) into a .cca stream.")
   p.add_argument("input", help="image file, or - for stdin")
   p.add_argument("output", help="output stream (.cca), or - for stdout")
-  p.add_argument("--model", help=f"model bundle or directory (default ${MODEL_ENV})")
+  g = p.add_mutually_exclusive_group()
+  g.add_argument("--model", help="model bundle, directory or name (default: the shipped "
+                                 f"models, or ${MODEL_ENV} if it names one bundle)")
+  g.add_argument("--quality", type=_quality,
+                 help="shipped model 1 (smallest files) .. N (default: the middle one)")
   p.add_argument("--pad-multiple", type=_multiple, default=128,
                  help="pad (zeros, centred) to a multiple of this: 64, 128 (default, "
                       "as the official evaluation), 192 or 256")
   p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
   args = p.parse_args(argv)
-  spec = _model_spec(args.model)
   _enable_compilation_cache()
 
-  from cca_jax.codec import encode, find_bundle, load_bundle
+  from cca_jax.codec import encode, load_bundle
   from cca_jax.image_io import read_image
   source = _StdinBytes(sys.stdin.buffer.read()) if args.input == "-" else args.input
   x, notes = read_image(source)
-  bundle = load_bundle(find_bundle(spec))
+  bundle = load_bundle(_encoder_model(args.model, args.quality))
   for note in notes:
     print(f"note: {note}", file=sys.stderr)
   enc = encode(bundle, x, args.pad_multiple)
@@ -174,18 +219,19 @@ def _decompress(argv) -> int:
   p = _parser("decompress", "Decompress a .cca stream into a PNG image.")
   p.add_argument("input", help=".cca stream, or - for stdin")
   p.add_argument("output", help="output PNG, or - for stdout")
-  p.add_argument("--model", help="model bundle, or a directory of bundles in which the "
-                                 f"stream's model is looked up (default ${MODEL_ENV})")
+  p.add_argument("--model", help="model bundle, directory or name searched first for "
+                                 "the stream's model id (then $" + MODEL_ENV +
+                                 ", the user's and the shipped models); a file is "
+                                 "used as given")
   p.add_argument("--quiet", action="store_true", help="no summary line on stderr")
   args = p.parse_args(argv)
-  spec = _model_spec(args.model)
   _enable_compilation_cache()
 
-  from cca_jax.codec import decode, find_bundle, load_bundle
+  from cca_jax.codec import decode, load_bundle
   from cca_jax.codec.format import parse_header
   data = _read_bytes(args.input)
   header = parse_header(data)
-  bundle = load_bundle(find_bundle(spec, header.model_id))
+  bundle = load_bundle(_decoder_model(args.model, header.model_id))
   dec = decode(bundle, data)
   _write_bytes(args.output, _png_bytes(dec.image))
   if not args.quiet:
@@ -235,7 +281,47 @@ def _info(argv) -> int:
   return 0
 
 
-_CODEC_COMMANDS = {"compress": _compress, "decompress": _decompress, "info": _info}
+def _models(argv) -> int:
+  p = _parser("models", "List the models the codec finds: $" + MODEL_ENV + ", the "
+              "per-user model directory, the shipped models (with their quality).")
+  p.add_argument("--json", action="store_true", help="print one JSON object per line")
+  args = p.parse_args(argv)
+
+  from cca_jax.codec import registry
+  entries = registry.all_models()
+  shipped = [e for e in entries if e.source == "shipped"]
+  default = (registry.by_quality(None).path if shipped else None)
+  if args.json:
+    import json
+    for e in entries:
+      print(json.dumps({"name": e.name, "source": e.source, "quality": e.quality,
+                        "default": e.path == default, "model_id": e.model_id,
+                        "lmbda": e.lmbda, "path": e.path,
+                        "N": e.manifest.get("model", {}).get("N"),
+                        "M": e.manifest.get("model", {}).get("M"),
+                        "weights": e.manifest.get("weights", "float32")},
+                       sort_keys=True))
+    return 0
+  print(f"{'quality':<8} {'name':<20} {'model id':<17} {'lambda':>7} {'N/M':>8} "
+        f"{'source':<8} path")
+  for e in entries:
+    q = f"{e.quality}{'*' if e.path == default else ''}" if e.quality else "-"
+    cfg = e.manifest.get("model", {})
+    lm = f"{e.lmbda:g}" if e.lmbda is not None else "-"
+    print(f"{q:<8} {e.name:<20} {e.model_id:<17} {lm:>7} "
+          f"{str(cfg.get('N', '?')) + '/' + str(cfg.get('M', '?')):>8} "
+          f"{e.source:<8} {e.path}")
+  if not entries:
+    print(f"(none: no bundles in {registry.shipped_dir()}, {registry.user_dir()} "
+          f"or ${MODEL_ENV})")
+  elif default:
+    print("* the default of cca-jax compress")
+  print(f"user directory: {registry.user_dir()}")
+  return 0
+
+
+_CODEC_COMMANDS = {"compress": _compress, "decompress": _decompress, "info": _info,
+                   "models": _models}
 
 
 def _run_codec_command(cmd: str, argv) -> int:

@@ -1,6 +1,7 @@
 """Export a trained model as one model bundle for the codec.
 
-  .venv/bin/python -m cca_jax.export --workdir DIR --out MODEL.ccam
+  .venv/bin/python -m cca_jax.export --workdir DIR --out MODEL.ccam [--weights float16]
+      [--no-register]
 
 ``DIR`` is either a weights directory (``params.msgpack`` + ``model.json``, written by
 ``cca_jax.weights``, e.g. by ``convert_torch`` from the official checkpoints) or a
@@ -9,13 +10,19 @@ training workdir (its latest complete checkpoint, via
 weights (the auxiliary entropy model is dropped), the model config, the coding tables
 built from the weights (``cca_jax.entropy.tables.build_tables``) and a content hash;
 ``cca_jax.codec.bundle`` documents the file. Exporting the same weights twice gives
-byte-identical files when the provenance (``meta``) is the same.
+byte-identical files when the provenance (``meta``) is the same. ``--weights float16``
+stores the weights in float16 (half the file; the model becomes the rounded one, the
+shipped models are made so; docs/benchmarks.md measures the rate cost). Every bundle
+written is also registered (copied) in the per-user model directory
+(``cca_jax.codec.registry``), so that ``cca-jax decompress`` finds it by the stream's
+model id; ``--no-register`` skips that.
 
 Exit codes: 0 success, 1 bad input (one-line ``error:`` message), 2 usage error.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -37,15 +44,27 @@ def load_source(workdir: str):
     raise ValueError(f"{workdir}: not a weights directory (no {MODEL_FILE} and "
                      f"{PARAMS_FILE}), and training support is not installed") from None
   model_cfg, params, step = load_latest_params(workdir)
-  return model_cfg, params, {"source": "workdir", "path": workdir, "step": int(step)}
+  meta = {"source": "workdir", "path": workdir, "step": int(step)}
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      train_cfg = json.load(f)
+    meta.update({k: train_cfg[k] for k in ("lmbda", "metric") if k in train_cfg})
+  except (OSError, ValueError):
+    pass
+  return model_cfg, params, meta
 
 
-def export(workdir: str, out: str):
-  """Build the bundle of ``workdir`` and write it to ``out``; returns the bundle."""
+def export(workdir: str, out: str, weights_dtype: str = "float32",
+           register: bool = False):
+  """Build the bundle of ``workdir`` and write it to ``out``; returns the bundle
+  (and registers a copy in the per-user model directory if ``register``)."""
   from cca_jax.codec.bundle import make_bundle, save_bundle
   model_cfg, params, meta = load_source(workdir)
-  bundle = make_bundle(model_cfg, params, meta)
+  bundle = make_bundle(model_cfg, params, meta, weights_dtype=weights_dtype)
   save_bundle(bundle, out)
+  if register:
+    from cca_jax.codec.registry import register as register_copy
+    register_copy(out)
   return bundle
 
 
@@ -59,6 +78,10 @@ def main(argv=None) -> int:
                       help="weights directory (params.msgpack + model.json) or "
                            "training workdir")
   parser.add_argument("--out", required=True, help="output bundle, e.g. model.ccam")
+  parser.add_argument("--weights", choices=("float32", "float16"), default="float32",
+                      help="how the weights are stored (float16: half the file)")
+  parser.add_argument("--no-register", action="store_true",
+                      help="do not copy the bundle into the per-user model directory")
   args = parser.parse_args(argv)
 
   from cca_jax.cli_util import fail
@@ -66,7 +89,7 @@ def main(argv=None) -> int:
   if os.path.isdir(args.out):
     return fail(f"{args.out}: is a directory; --out names the bundle file")
   try:
-    bundle = export(args.workdir, args.out)
+    bundle = export(args.workdir, args.out, args.weights)
   except (CodecError, ValueError) as e:
     return fail(e)
   except OSError as e:
@@ -75,6 +98,13 @@ def main(argv=None) -> int:
   print(f"wrote {args.out}: {n:,} parameters, {bundle.tables.z.num_tables} z tables, "
         f"{bundle.tables.y.num_tables} y tables; model id {bundle.model_id.hex()} "
         f"(sha256 {bundle.sha256})")
+  if not args.no_register:
+    from cca_jax.codec.registry import register
+    try:
+      print(f"registered as {register(args.out)} (cca-jax models lists it)")
+    except (OSError, CodecError) as e:
+      print(f"warning: not registered in the per-user model directory: {e}",
+            file=sys.stderr)
   return 0
 
 

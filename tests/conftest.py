@@ -16,6 +16,10 @@ TRAIN_DATA = os.path.join(SHARED_DATA, "train")
 # tiny model's programs compile once, later tests and subprocesses load them.
 os.environ.setdefault("CCA_JAX_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), "cca_jax_test_cache"))
+# The per-user model directory (where export registers bundles) of the session is a
+# temporary one: tests never write into the user's home.
+os.environ["CCA_JAX_HOME"] = tempfile.mkdtemp(prefix="cca_jax_test_home_")
+os.environ.pop("CCA_JAX_MODEL", None)
 from cca_jax import compilation_cache  # noqa: E402
 compilation_cache.enable()
 KODAK = os.path.join(SHARED_DATA, "kodak")

@@ -95,10 +95,12 @@ def test_stdin_and_stdout(env, capsys, monkeypatch):
 
 def test_model_lookup(env, capsys, tmp_path, monkeypatch):
   cca = tmp_path / "a.cca"
-  # Without --model: CCA_JAX_MODEL, else a usage error (2).
+  # Without --model: CCA_JAX_MODEL, else the shipped models (none here: an error).
+  from cca_jax.codec import registry
+  monkeypatch.setattr(registry, "shipped_dir", lambda: str(tmp_path / "none"))
   monkeypatch.delenv(cli.MODEL_ENV, raising=False)
   rc, _, err = _run(["compress", env["image"], str(cca)], capsys)
-  assert rc == 2 and "--model" in _one_line_error(err) and not cca.exists()
+  assert rc == 1 and "--model" in _one_line_error(err) and not cca.exists()
   monkeypatch.setenv(cli.MODEL_ENV, env["model"])
   rc, _, _ = _run(["compress", env["image"], str(cca), "--quiet"], capsys)
   assert rc == 0

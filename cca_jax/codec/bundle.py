@@ -8,7 +8,10 @@ contents give the same bytes) with three members:
   content hash), ``model`` (the ``CCAModel`` fields, ``aux_model`` false), ``tables``
   (how they were built) and ``meta`` (provenance: source, step; not hashed);
 * ``params.msgpack``: the inference parameters (``flax.serialization`` msgpack; the
-  auxiliary entropy model is dropped, ``estimate.inference_params``);
+  auxiliary entropy model is dropped, ``estimate.inference_params``), float32, or
+  float16 when exported with ``weights_dtype="float16"`` (manifest ``weights``;
+  halves the file; the model *is* the float16-rounded one: tables, hash and codec
+  all use those values, widened to float32 on load);
 * ``tables.msgpack``: the coding tables (``cca_jax.entropy.tables.build_tables``).
 
 The content hash is the sha256 of a canonical serialisation of the model config
@@ -89,6 +92,7 @@ class ModelBundle:
   sha256: str
   meta: dict = dataclasses.field(default_factory=dict)
   path: str | None = None
+  weights_dtype: str = "float32"  # how params.msgpack stores them (params are float32)
 
   @property
   def model_id(self) -> bytes:
@@ -132,9 +136,24 @@ class ModelBundle:
     return f"{self.path} ({ident})" if self.path else ident
 
 
-def make_bundle(model_cfg, params, meta: dict | None = None) -> ModelBundle:
+WEIGHTS_DTYPES = ("float32", "float16")
+
+
+def _stored(params, weights_dtype: str):
+  """The parameters as ``params.msgpack`` stores them."""
+  import jax
+  with np.errstate(over="ignore"):  # overflow is checked (and refused) by the caller
+    return jax.tree.map(lambda a: np.asarray(a, weights_dtype), params)
+
+
+def make_bundle(model_cfg, params, meta: dict | None = None,
+                weights_dtype: str = "float32") -> ModelBundle:
   """Build a bundle from a model config and parameters: drops the auxiliary model,
-  checks the parameter tree against the config, builds the coding tables."""
+  checks the parameter tree against the config, builds the coding tables.
+  ``weights_dtype="float16"`` rounds the weights to float16 first (half the file;
+  the tables are built from the rounded weights, so the codec stays exact)."""
+  if weights_dtype not in WEIGHTS_DTYPES:
+    raise CodecError(f"weights dtype {weights_dtype!r}: use one of {WEIGHTS_DTYPES}")
   import jax
   from cca_jax.estimate import inference_params
   from cca_jax.model import CCAModel, param_shapes
@@ -155,10 +174,15 @@ def make_bundle(model_cfg, params, meta: dict | None = None) -> ModelBundle:
   for p, a in _flatten(params):
     if not np.all(np.isfinite(a)):
       raise CodecError(f"parameter {p} is not finite")
-  params = jax.tree.map(lambda a: np.asarray(a, np.float32), params)
+  stored = _stored(params, weights_dtype)
+  for p, a in _flatten(stored):
+    if not np.all(np.isfinite(a)):
+      raise CodecError(f"parameter {p} overflows {weights_dtype}")
+  params = jax.tree.map(lambda a: np.asarray(a, np.float32), stored)
   tables = build_tables(params)
-  digest = content_hash(config, params, tables.to_dict())
-  return ModelBundle(config, params, tables, digest, dict(meta or {}))
+  digest = content_hash(config, stored, tables.to_dict())
+  return ModelBundle(config, params, tables, digest, dict(meta or {}),
+                     weights_dtype=weights_dtype)
 
 
 def _zip_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
@@ -173,6 +197,7 @@ def bundle_bytes(bundle: ModelBundle) -> bytes:
   manifest = {
       "format": FORMAT, "version": VERSION, "sha256": bundle.sha256,
       "model": bundle.config,
+      "weights": bundle.weights_dtype,
       "tables": {"precision": bundle.tables.y.precision,
                  "scale_table": {"min": float(bundle.tables.scale_table[0]),
                                  "max": float(bundle.tables.scale_table[-1]),
@@ -185,7 +210,8 @@ def bundle_bytes(bundle: ModelBundle) -> bytes:
   with zipfile.ZipFile(buf, "w") as zf:
     _zip_member(zf, MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n")
                 .encode())
-    _zip_member(zf, PARAMS, serialization.msgpack_serialize(bundle.params))
+    _zip_member(zf, PARAMS, serialization.msgpack_serialize(
+        _stored(bundle.params, bundle.weights_dtype)))
     _zip_member(zf, TABLES, serialization.msgpack_serialize(bundle.tables.to_dict()))
   return buf.getvalue()
 
@@ -226,8 +252,16 @@ def read_manifest(path: str) -> dict:
 
 
 def load_bundle(path: str) -> ModelBundle:
-  """Load and verify a bundle; raises ``CodecError`` with a one-line message."""
+  """Load and verify a bundle; raises ``CodecError`` with a one-line message.
+
+  ``path`` is a bundle file or a model name (``cca_jax.codec.registry``):
+  ``load_bundle("default")`` is the default shipped model, ``"q1"`` .. ``"qN"`` the
+  shipped qualities, a 16-hex-digit model id any bundle the registry finds."""
+  import jax
   from flax import serialization
+  if not os.path.exists(path):
+    from cca_jax.codec import registry
+    path = registry.resolve_name(path) or path
   with _open(path) as zf:
     doc = _manifest(zf, path)
     try:
@@ -246,7 +280,12 @@ def load_bundle(path: str) -> ModelBundle:
     tables.y.validate()
   except ValueError as e:
     raise CodecError(f"{path}: {e}") from None
-  return ModelBundle(config, params, tables, digest, doc.get("meta", {}), path)
+  weights_dtype = doc.get("weights", "float32")
+  if weights_dtype not in WEIGHTS_DTYPES:
+    raise CodecError(f"{path}: unknown weights dtype {weights_dtype!r}")
+  params = jax.tree.map(lambda a: np.asarray(a, np.float32), params)
+  return ModelBundle(config, params, tables, digest, doc.get("meta", {}), path,
+                     weights_dtype)
 
 
 def find_bundle(spec: str, model_id: bytes | None = None) -> str:
