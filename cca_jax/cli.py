@@ -9,6 +9,7 @@
   cca-jax convert-torch CHECKPOINT.pth.tar --config configs/paper.py --out DIR [--image IMG]
   cca-jax evaluate --model MODEL [...] --data DIR --out RESULTS.json [--codecs ...]
   cca-jax report RESULTS.json [...] --out DIR
+  cca-jax compare [--data DIR] [--out DIR] [--model M ...] [--limit N]
 
 ``-`` reads stdin / writes stdout. compress and decompress keep jax's persistent
 compilation cache in ``$CCA_JAX_CACHE_DIR`` (default ``~/.cache/cca_jax/jax``;
@@ -48,6 +49,7 @@ _COMMANDS = {
     "convert-torch": "import an official PyTorch checkpoint",
     "evaluate": "RD evaluation of models and classical codecs (results JSON)",
     "report": "RD plots, BD-rate tables and a markdown report from results",
+    "compare": "the shipped models against JPEG/WebP/AVIF on Kodak: table, plot, crop",
 }
 
 
@@ -373,6 +375,9 @@ def main(argv=None) -> int:
   if cmd == "report":
     from cca_jax.eval import report
     return report.main(rest)
+  if cmd == "compare":
+    from cca_jax.eval import compare
+    return compare.main(rest)
   print(f"error: unknown command {cmd!r}\n{_usage()}", file=sys.stderr)
   return 2
 

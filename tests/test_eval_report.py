@@ -184,7 +184,7 @@ def test_report_errors(results, tmp_path, capsys):
   cases = [([str(tmp_path / "missing.json")], "no such file"),
            ([str(bad)], "not a cca-jax evaluation results file"),
            ([str(garbage)], "not a JSON results file"),
-           ([first, "--out", str(tmp_path / "nodir")], "no such directory")]
+           ([first, "--out", str(garbage)], "is a file")]
   for args, msg in cases:
     if "--out" not in args:
       args = args + ["--out", str(out)]
@@ -193,6 +193,9 @@ def test_report_errors(results, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and msg in err[0], err
   assert not os.path.exists(out / "results.md")
+  # A directory that does not exist yet is created (with its parents).
+  assert report.main([first, "--out", str(tmp_path / "new" / "dir")]) == 0
+  assert os.path.isfile(tmp_path / "new" / "dir" / "results.md")
   with pytest.raises(SystemExit) as e:
     report.main([first, "--out", str(out), "--markdown", "x.txt"])
   assert e.value.code == 2

@@ -164,7 +164,7 @@ def summary_table(doc: dict) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
+def sigterm_as_interrupt():
   """While evaluating, SIGTERM unwinds like Ctrl-C: temporary outputs are removed and
   nothing is left half-written. The previous handler is restored afterwards."""
   import signal
@@ -239,13 +239,14 @@ def main(argv=None) -> int:
     if os.path.isdir(args.out):
       raise ValueError(f"{args.out}: is a directory; --out names the results file")
     out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-      raise ValueError(f"{args.out}: no such directory {out_dir}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+      raise ValueError(f"{args.out}: {out_dir} is a file")
+    os.makedirs(out_dir, exist_ok=True)
     from cca_jax import compilation_cache
     compilation_cache.enable()
     command = "python -m cca_jax.evaluate " + " ".join(shlex.quote(a) for a in argv)
     image_names = [n.strip() for n in args.images.split(",")] if args.images else None
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
       doc = run(args.model, args.data, args.out, codecs, qualities, args.name,
                 args.label, args.limit, image_names, args.pad_multiple,
                 not args.no_estimate, not args.no_warmup, args.visual, command,

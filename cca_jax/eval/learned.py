@@ -87,6 +87,8 @@ def model_setting(bundle, path: str | None) -> dict:
 
 
 def _workdir_lambda(meta: dict) -> float | None:
+  if isinstance(meta.get("lmbda"), (int, float)):  # exported with it (cca_jax.export)
+    return float(meta["lmbda"])
   if meta.get("source") != "workdir" or not meta.get("path"):
     return None
   try:

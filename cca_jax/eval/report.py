@@ -281,8 +281,9 @@ def build(docs: Sequence[dict], out_dir: str, markdown: str = "results.md",
           reference: str = "auto", method: str = "pchip", notes: Sequence[str] = (),
           visual_bpp: float | None = None, crop=None, command: str = "") -> dict:
   """Write the report; returns ``{"markdown": path, "assets": [...], "bd": {...}}``."""
-  if not os.path.isdir(out_dir):
-    raise ValueError(f"{out_dir}: no such directory")
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise ValueError(f"{out_dir}: is a file; --out names the report's directory")
+  os.makedirs(out_dir, exist_ok=True)  # created with its parents, as asked
   stem = os.path.splitext(markdown)[0]
   asset_dir = os.path.join(out_dir, stem)
   os.makedirs(asset_dir, exist_ok=True)
