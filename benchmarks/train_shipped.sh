@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # The shipped models (models/*.ccam), as they were made: configs/shipped.py's base
 # model at lambda 1.8, then the other rate points fine-tuned from it, then export.
-# On this 2-core CPU: about 60 min for the base, 8-10 min per fine-tune. Re-running
+# On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export JAX_PLATFORMS=cpu GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}
-ft_steps=${1:-600}
+ft_steps=${1:-1000}
 train() { nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$1" \
   --workdir "workdirs/ship_$1" "${@:2}"; }
 echo "== base, lambda 1.8 $(date)"
 train 1.8
-for l in 0.25 6 18; do
+for l in 0.05 6 18; do
   echo "== fine-tune lambda $l $(date)"
   train "$l" --config.init_from=workdirs/ship_1.8 --config.num_steps="$ft_steps" \
-    --config.learning_rate=2e-4 --config.warmup_steps=0 --config.eval_every="$ft_steps" \
-    --config.checkpoint_every=200
+    --config.learning_rate=5e-4 --config.warmup_steps=0 --config.eval_every="$ft_steps" \
+    --config.checkpoint_every=250
 done
 echo "== done $(date)"

@@ -6,7 +6,7 @@ images), lr drop and lambda switch at step 1700.
 
   .venv/bin/python -m cca_jax.summary --config configs/cpu.py
   .venv/bin/python -m cca_jax.train --config configs/cpu.py --workdir workdirs/cpu
-  bash launch/local.sh            # the same, 300 steps, with set-up
+  bash launch/train_local.sh      # the same, 300 steps, with set-up
 """
 
 from cca_jax.config import base_config, model_config, parse_config_arg

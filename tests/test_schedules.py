@@ -44,6 +44,24 @@ def test_learning_rate_drops_at_milestone():
                              [1e-4, 1e-4, 1e-5, 1e-5], rtol=1e-6)
 
 
+def test_cosine_learning_rate_with_warmup():
+  c = load_config("tiny")
+  c.lr_schedule, c.learning_rate, c.num_steps = "cosine", 1e-3, 1000
+  c.warmup_steps, c.lr_end_factor = 100, 0.02
+  lr = learning_rate(c)
+  # Linear warm-up from 0, the peak at the end of the warm-up, half-way down the
+  # cosine in the middle of the decay, the end value at num_steps and after.
+  np.testing.assert_allclose(
+      [lr(0), lr(50), lr(100), lr(550), lr(1000), lr(5000)],
+      [0.0, 5e-4, 1e-3, 0.5 * (1e-3 + 2e-5), 2e-5, 2e-5], rtol=1e-5, atol=1e-12)
+  assert all(float(lr(s)) >= float(lr(s + 1)) for s in range(100, 1000, 37))
+  c.warmup_steps = 0   # fine-tuning: start at the peak
+  np.testing.assert_allclose(learning_rate(c)(0), 1e-3, rtol=1e-6)
+  c.lr_schedule = "linear"
+  with pytest.raises(ValueError, match="lr_schedule"):
+    learning_rate(c)
+
+
 def test_optimizers_split_quantiles_from_the_rest():
   c = load_config("tiny")
   params = {"eb": {"quantiles": jnp.ones((3, 1, 3)), "matrices_0": jnp.ones((3, 3, 1))},

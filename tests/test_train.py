@@ -117,6 +117,25 @@ def test_kill_and_resume_equals_uninterrupted(uninterrupted, tmp_path, capsys):
   assert max(jax.tree.leaves(diffs)) < 1e-5
 
 
+def test_init_from_starts_from_another_workdir(uninterrupted, tmp_path):
+  """Fine-tuning: the parameters of the source's latest checkpoint, step 0, fresh
+  optimizers; a source of another model config is refused."""
+  from cca_jax.train.trainer import _init_params_from
+  source, final = uninterrupted
+  config = run_config()
+  config.init_from = source
+  params = _init_params_from(config)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(params), final.params)
+  config.num_steps, config.eval_every, config.lmbda = 2, 1000, 6.0
+  state = train_and_evaluate(config, str(tmp_path / "ft"))
+  assert int(state.step) == 2
+  other = run_config()
+  other.init_from = source
+  other.model.M = other.model.M + 8
+  with pytest.raises(ValueError, match="another model config"):
+    _init_params_from(other)
+
+
 def test_validate_config_errors():
   c = load_config("tiny")
   c.batch_size = 3
