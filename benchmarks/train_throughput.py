@@ -56,10 +56,14 @@ def bench_jax(config, steps, warmup):
           "backend": jax.default_backend(), "loss": float(m["loss"])}
 
 
-def bench_torch(config, steps, warmup, threads):
+def make_torch_step(config, seed: int = 0, threads: int = 2):
+  """The official train.py iteration on the PyTorch reference (tests/torch_reference.py):
+  ``step(x NCHW tensor) -> terms`` (loss, mse_loss, bpp_loss, ... as floats). The
+  model is initialised as the official code does (PyTorch defaults) under ``seed``."""
   import torch
   import torch_reference as tr
   torch.set_num_threads(threads)
+  torch.manual_seed(seed)
   mc = config.model
   net = tr.CCARef(M=mc.M, N=mc.N, hyper_dim=mc.hyper_dim, ae_dim=tuple(mc.ae_dim),
                   ae_layers=tuple(mc.ae_layers), num_rbb=mc.num_rbb, em_dim=mc.em_dim,
@@ -69,21 +73,31 @@ def bench_torch(config, steps, warmup, threads):
   quant = [p for n, p in net.named_parameters() if n.endswith("quantiles")]
   opt = torch.optim.Adam(main, lr=config.learning_rate)
   qopt = torch.optim.Adam(quant, lr=config.quantile_learning_rate)
-  x = torch.rand(config.batch_size, 3, config.patch_size, config.patch_size,
-                 generator=torch.Generator().manual_seed(0))
 
-  def step():  # the official train.py iteration
+  def step(x):  # the official train.py iteration
     opt.zero_grad()
     qopt.zero_grad()
     out = net(x, training=True)
-    loss = tr.rd_loss(out, x, beta=config.lmbda)["loss"]
-    loss.backward()
+    terms = tr.rd_loss(out, x, beta=config.lmbda,
+                       lmbda=config.get("distortion_weight", 0.05))
+    terms["loss"].backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip_norm)
     opt.step()
     q = tr.quantile_loss(net)
     q.backward()
     qopt.step()
-    return float(loss)
+    return {k: float(v) for k, v in terms.items()}
+  return step
+
+
+def bench_torch(config, steps, warmup, threads):
+  import torch
+  step_fn = make_torch_step(config, 0, threads)
+  x = torch.rand(config.batch_size, 3, config.patch_size, config.patch_size,
+                 generator=torch.Generator().manual_seed(0))
+
+  def step():
+    return step_fn(x)["loss"]
 
   for _ in range(warmup):
     step()
