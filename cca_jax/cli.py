@@ -90,21 +90,8 @@ def _write_bytes(path: str, data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
     return
-  directory = os.path.dirname(os.path.abspath(path))
-  if os.path.isdir(path):
-    raise OSError(f"{path}: is a directory")
-  if not os.path.isdir(directory):
-    raise OSError(f"{path}: no such directory {directory}")
-  tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except PermissionError:
-    raise OSError(f"{path}: permission denied") from None
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  from cca_jax.atomic import atomic_write_bytes
+  atomic_write_bytes(path, data)
 
 
 def _encoder_model(model: str | None, quality: int | None) -> str:
@@ -210,13 +197,6 @@ def _compress(argv) -> int:
   return 0
 
 
-def _png_bytes(image) -> bytes:
-  from PIL import Image
-  buf = io.BytesIO()
-  Image.fromarray(image).save(buf, format="PNG")
-  return buf.getvalue()
-
-
 def _decompress(argv) -> int:
   p = _parser("decompress", "Decompress a .cca stream into a PNG image.")
   p.add_argument("input", help=".cca stream, or - for stdin")
@@ -235,7 +215,8 @@ def _decompress(argv) -> int:
   header = parse_header(data)
   bundle = load_bundle(_decoder_model(args.model, header.model_id))
   dec = decode(bundle, data)
-  _write_bytes(args.output, _png_bytes(dec.image))
+  from cca_jax.image_io import png_bytes
+  _write_bytes(args.output, png_bytes(dec.image))
   if not args.quiet:
     print(f"{args.input} -> {args.output}: {header.width}x{header.height}",
           file=sys.stderr)

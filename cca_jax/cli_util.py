@@ -14,6 +14,17 @@ def fail(message, code: int = 1) -> int:
   return code
 
 
+def fail_with(e: BaseException) -> int:
+  """The one-line error of an expected failure: bad input (``ValueError``,
+  ``CodecError``, ``ImageError``: code 1), a file (``OSError``: its file name and
+  reason, code 1) or Ctrl-C / SIGTERM (``KeyboardInterrupt``: code 130)."""
+  if isinstance(e, KeyboardInterrupt):
+    return fail("interrupted", 130)
+  if isinstance(e, OSError) and e.filename and e.strerror:
+    return fail(f"{e.filename}: {e.strerror}")
+  return fail(e)
+
+
 def load_config_file(spec: str):
   """Load ``path/to/config.py[:arg]`` and return its ``get_config(arg)``."""
   path, _, arg = spec.partition(":")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 
@@ -53,13 +51,11 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
   return np.round(np.clip(np.asarray(x, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def write_png(path: str, x: np.ndarray) -> None:
-  """Write a [0, 1] RGB array as an 8-bit PNG atomically (temp file + rename)."""
+def png_bytes(image: np.ndarray) -> bytes:
+  """An ``(H, W, 3)`` image (uint8, or floats in [0, 1]) as PNG file bytes."""
+  import io
   from PIL import Image
-  tmp = f"{path}.tmp-{os.getpid()}"
-  try:
-    Image.fromarray(to_uint8(x)).save(tmp, format="PNG")
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  a = np.asarray(image)
+  buf = io.BytesIO()
+  Image.fromarray(a if a.dtype == np.uint8 else to_uint8(a)).save(buf, format="PNG")
+  return buf.getvalue()

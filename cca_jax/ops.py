@@ -17,6 +17,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+# CompressAI's floor on every likelihood (GaussianConditional and EntropyBottleneck
+# alike): a symbol costs at most -log2(1e-9) = 29.9 bits.
+LIKELIHOOD_BOUND = 1e-9
+
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def lower_bound(x: jax.Array, bound: float) -> jax.Array:

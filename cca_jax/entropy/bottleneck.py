@@ -24,9 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cca_jax.ops import lower_bound, quantize, symmetric_uniform
-
-LIKELIHOOD_BOUND = 1e-9
+from cca_jax.ops import LIKELIHOOD_BOUND, lower_bound, quantize, symmetric_uniform
 
 
 def logits_cumulative(params: dict, x: jax.Array, num_layers: int,

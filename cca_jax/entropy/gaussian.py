@@ -12,10 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cca_jax.ops import lower_bound, quantize
+from cca_jax.ops import LIKELIHOOD_BOUND, lower_bound, quantize
 
 SCALE_BOUND = 0.11
-LIKELIHOOD_BOUND = 1e-9
 SCALE_TABLE_MIN = 0.11
 SCALE_TABLE_MAX = 256.0
 SCALE_TABLE_LEVELS = 64

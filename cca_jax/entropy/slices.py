@@ -20,12 +20,3 @@ def slice_sizes(M: int = 320, k: float = 1.7, num_slices: int = 5) -> list[int]:
     raise ValueError(f"slice sizes {sizes} for M={M}, k={k}, n={num_slices} "
                      "contain an empty slice")
   return sizes
-
-
-def slice_offsets(sizes: list[int]) -> list[int]:
-  """Channel offset of each slice (cumulative sizes before it)."""
-  out, acc = [], 0
-  for s in sizes:
-    out.append(acc)
-    acc += s
-  return out

@@ -81,7 +81,7 @@ def matched_table(doc: dict, bd: dict | None = None) -> str:
 
 def main(argv=None) -> int:
   import argparse
-  from cca_jax.cli_util import fail
+  from cca_jax.cli_util import fail_with
   argv = list(sys.argv[1:] if argv is None else argv)
   p = argparse.ArgumentParser(
       prog="python -m cca_jax.compare",
@@ -139,12 +139,8 @@ def main(argv=None) -> int:
     from cca_jax.eval.results import read_results
     res = report.build([read_results(results)], args.out, "report.md",
                        command=command)
-  except (CodecError, ImageError, ValueError) as e:
-    return fail(e)
-  except OSError as e:
-    return fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e)
-  except KeyboardInterrupt:
-    return fail("interrupted", 130)
+  except (CodecError, ImageError, ValueError, OSError, KeyboardInterrupt) as e:
+    return fail_with(e)
   n = doc["dataset"]["num_images"]
   print(f"\n{n} images of {args.data}, every round trip exact; PSNR of the 8-bit "
         f"RGB output, averaged per image; MS-SSIM in dB (-10 log10(1 - MS-SSIM)).")

@@ -217,7 +217,7 @@ def _parser():
 
 
 def main(argv=None) -> int:
-  from cca_jax.cli_util import fail
+  from cca_jax.cli_util import fail_with
   from cca_jax.codec.errors import CodecError
   from cca_jax.image_io import ImageError
   argv = list(sys.argv[1:] if argv is None else argv)
@@ -251,12 +251,8 @@ def main(argv=None) -> int:
                 args.label, args.limit, image_names, args.pad_multiple,
                 not args.no_estimate, not args.no_warmup, args.visual, command,
                 progress=not args.quiet)
-  except (CodecError, ImageError, ValueError) as e:
-    return fail(e)
-  except OSError as e:
-    return fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e)
-  except KeyboardInterrupt:
-    return fail("interrupted", 130)
+  except (CodecError, ImageError, ValueError, OSError, KeyboardInterrupt) as e:
+    return fail_with(e)
   if not args.quiet:
     print(summary_table(doc))
   print(f"wrote {args.out}", file=sys.stderr)

@@ -112,7 +112,7 @@ def format_table(items: Sequence[tuple[str, dict]]) -> str:
 
 def main(argv=None) -> int:
   import argparse
-  from cca_jax.cli_util import fail
+  from cca_jax.cli_util import fail_with
   p = argparse.ArgumentParser(
       prog="python -m cca_jax.eval.information",
       description="Per-slice share of the y bits of one or more models over a dataset "
@@ -161,10 +161,8 @@ def main(argv=None) -> int:
     if args.plot:
       from cca_jax.eval.plots import information_plot
       information_plot(items, args.plot)
-  except (CodecError, ImageError, ValueError) as e:
-    return fail(e)
-  except OSError as e:
-    return fail(f"{e.filename}: {e.strerror}" if e.filename else e)
+  except (CodecError, ImageError, ValueError, OSError) as e:
+    return fail_with(e)
   return 0
 
 

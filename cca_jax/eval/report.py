@@ -447,7 +447,7 @@ def _crop(text: str):
 
 def main(argv=None) -> int:
   import argparse
-  from cca_jax.cli_util import fail
+  from cca_jax.cli_util import fail_with
   argv = list(sys.argv[1:] if argv is None else argv)
   p = argparse.ArgumentParser(
       prog="python -m cca_jax.report",
@@ -477,10 +477,8 @@ def main(argv=None) -> int:
     command = "python -m cca_jax.report " + " ".join(shlex.quote(a) for a in argv)
     res = build(docs, args.out, args.markdown, args.reference, args.method, args.note,
                 args.visual_bpp, args.crop, command)
-  except ValueError as e:
-    return fail(e)
-  except OSError as e:
-    return fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else e)
+  except (ValueError, OSError) as e:
+    return fail_with(e)
   print(f"wrote {res['markdown']} and {len(res['assets'])} files in "
         f"{os.path.dirname(res['assets'][0])}", file=sys.stderr)
   return 0

@@ -54,9 +54,5 @@ def read_results(path: str) -> dict:
 
 def save_png(path: str, image) -> None:
   """An 8-bit RGB array as a PNG, atomically."""
-  import io
-  import numpy as np
-  from PIL import Image
-  buf = io.BytesIO()
-  Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
-  atomic_write_bytes(path, buf.getvalue())
+  from cca_jax.image_io import png_bytes
+  atomic_write_bytes(path, png_bytes(image))

@@ -57,12 +57,6 @@ def data_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA_AXIS))
 
 
-def check_batch_size(batch_size: int, mesh: Mesh) -> None:
-  n = mesh.devices.size
-  if batch_size % n:
-    raise ValueError(f"batch_size {batch_size} is not a multiple of the {n} devices")
-
-
 def global_batch(local_batch: np.ndarray, mesh: Mesh) -> jax.Array:
   """Assemble the global batch from this host's rows (sharded on ``'data'``)."""
   return jax.make_array_from_process_local_data(data_sharded(mesh), local_batch)
