@@ -17,7 +17,7 @@ PAPER_LAMBDAS = (0.3, 0.85, 1.8, 3.5, 7.0, 15.0)
 
 
 def model_config(**overrides) -> ml_collections.ConfigDict:
-  """Architecture fields of ``CCAModel`` (paper.md 2; official defaults)."""
+  """Architecture fields of ``CCAModel`` (official models/vae.py, train.py defaults)."""
   cfg = ml_collections.ConfigDict(dict(
       M=320,                  # latent channels
       N=192,                  # hyper-latent channels
@@ -40,14 +40,14 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.model = model_config()
 
-  # Objective (paper.md 1.2).
+  # Objective (official train.py, RateDistortionLoss).
   c.lmbda = 0.3               # paper's lambda = official beta (rate weight)
   c.distortion_weight = 0.05  # official lmbda: MSE weight is 0.05 * 255^2
   c.alpha = 1.0               # CCA-loss weight
   c.metric = "mse"            # "mse" or "ms-ssim"
 
-  # Training recipe (paper.md 3). Steps are the unit; the official run is 65 epochs
-  # with the milestone at epoch 56 (steps = epochs * dataset_size / batch_size).
+  # Training recipe (official train.py). Steps are the unit; the official run is 65
+  # epochs with the milestone at epoch 56 (steps = epochs * dataset_size / batch_size).
   c.seed = 100
   c.batch_size = 8
   c.patch_size = 256

@@ -3,7 +3,7 @@
 Pad to a multiple of 128 (centred zeros), run the model in evaluation mode (latents
 rounded around their means / medians), estimate the rate from the likelihoods of y
 and z over the *unpadded* pixel count, clamp the reconstruction to [0, 1] (not
-rounded to 8 bit), crop, and compute PSNR (paper.md 5).
+rounded to 8 bit), crop, and compute PSNR (official eval.py).
 """
 
 from __future__ import annotations

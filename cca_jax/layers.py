@@ -1,4 +1,4 @@
-"""Building blocks of the CCA transforms (paper.md 2.1), NHWC layout.
+"""Building blocks of the CCA transforms (official models/vae.py), NHWC layout.
 
 Every layer reproduces the PyTorch module the official code uses:
 
@@ -12,7 +12,7 @@ Every layer reproduces the PyTorch module the official code uses:
 * ``NAFBlock``, ``ResidualBottleneckBlock`` and ``NAFStack`` (the entropy model's
   ``blocks``: ``out_conv(h + NAF^L(h))`` with ``h = in_conv(x)``).
 
-Parameter initialisation follows PyTorch's defaults (paper.md 2.8): weights and
+Parameter initialisation is PyTorch's default, as in the official code: weights and
 biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (kaiming_uniform with a=sqrt(5)), where
 a transposed convolution's fan_in is ``out_channels * k * k`` as PyTorch computes it.
 
@@ -460,7 +460,7 @@ class LayerNorm2d(nn.Module):
 
 
 class NAFBlock(nn.Module):
-  """NAFNet block (paper.md 2.1); identity at init since beta = gamma = 0.
+  """NAFNet block (official models/vae.py); identity at init since beta = gamma = 0.
 
   Sub-module names follow the official state dict (``dwconv.0``, ``dwconv.1``,
   ``sca.1``, ``conv1``, ``FFN.0``, ``FFN.2``, ``norm1``, ``norm2``, ``beta``, ``gamma``).

@@ -1,4 +1,4 @@
-"""The training objective of the official code (paper.md 1.2), term by term.
+"""The official training objective (train.py ``RateDistortionLoss``), term by term.
 
 With ``npix = B * H * W`` and likelihoods floored at 1e-9:
 
@@ -6,10 +6,11 @@ With ``npix = B * H * W`` and likelihoods floored at 1e-9:
   ``bpp = bpp_y + bpp_z``;
 * ``bpp_cca = sum(-log2 p_cca(y)) / npix``: y under the auxiliary model;
 * ``cca = bpp_y - bpp_cca``: main minus aux, the *negative* of the paper's
-  L_CCA = R_aux - R_main. Minimising ``+alpha * cca`` therefore *enlarges* the gap
-  between the auxiliary and the main model (paper.md 1.5). With no stop-gradient
-  anywhere, this term also pushes the aux model's rate *up* (gradient ascent on
-  R_cca), capped by the 1e-9 floor at 29.9 bits per element (paper.md 1.4);
+  L_CCA = R_aux - R_main (arXiv 2410.04847, Eqs. 6-7). Minimising ``+alpha * cca``
+  therefore *enlarges* the gap between the auxiliary and the main model. With no
+  stop-gradient anywhere (none in the official code), this term also pushes the aux
+  model's rate *up* (gradient ascent on R_cca), capped by the 1e-9 floor at
+  -log2(1e-9) = 29.9 bits per element;
 * ``aux2 = -sum(p_cca(y) * log2 p_fact(y)) / npix``: the paper's L_Aux (Eq. 9) as the
   code writes it -- a per-symbol product, not a cross-entropy over the alphabet, with
   the two likelihoods at different noise draws;

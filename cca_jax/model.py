@@ -1,7 +1,7 @@
 """The CCA model (official models/vae.py): transforms, hyperprior, channel-wise
 autoregressive entropy model and, for training, the auxiliary entropy model.
 
-Data flow (NHWC; paper.md 2)::
+Data flow (NHWC; official models/vae.py)::
 
     x -> g_a -> y -> h_a -> z -> EntropyBottleneck -> z_hat = ste_round(z - med) + med
     z_hat -> h_mean_s -> latent_means ; z_hat -> h_scale_s -> latent_scales
@@ -159,7 +159,7 @@ class CCAModel(nn.Module):
 
 
 def init_params(model: CCAModel, seed: int = 0, image_size: int = 64) -> dict:
-  """Initialise parameters (PyTorch's default distributions, paper.md 2.8).
+  """Initialise parameters (PyTorch's default distributions, as in the official code).
 
   Runs eagerly with the ``rbg`` PRNG: jit-compiling ``init`` spends minutes compiling
   one threefry kernel per parameter on the CPU (measured: 308 s for configs/tiny.py),

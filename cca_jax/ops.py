@@ -3,7 +3,7 @@
 * ``lower_bound``: CompressAI's ``LowerBound`` -- ``max(x, bound)`` whose gradient
   passes where ``x >= bound`` *or* where the incoming gradient is negative (so that
   gradient descent may still push a clipped value back up). Used for the 0.11 scale
-  bound and the 1e-9 likelihood floor (paper.md 2.4).
+  bound and the 1e-9 likelihood floor (as in CompressAI's entropy models).
 * ``ste_round``: rounding with a straight-through (identity) gradient.
 * ``quantize``: the three quantisation modes of CompressAI entropy models.
 * ``symmetric_uniform``: ``U(-b, b)`` initial values, the same bits on every machine.

@@ -1,7 +1,7 @@
 """Centred zero padding to a multiple of the model's stride, and cropping back.
 
 The official evaluation pads each side to a multiple of 128 with zeros, split
-``left = floor(delta / 2)``, ``right = delta - left`` (paper.md 5).
+``left = floor(delta / 2)``, ``right = delta - left`` (official eval.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 
 For the paper config the totals are 64,988,067 (inference model, quantiles included)
 and 94,253,423 (with the auxiliary entropy model), groups [8, 28, 56, 92, 136]
-(paper.md 2.5, 2.7). Shapes are traced with ``jax.eval_shape``: nothing is allocated.
+(as the official PyTorch model has them). Shapes are traced with ``jax.eval_shape``:
+nothing is allocated.
 """
 
 from __future__ import annotations

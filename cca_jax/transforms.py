@@ -1,4 +1,4 @@
-"""Analysis, synthesis and hyper transforms of the CCA model (paper.md 2.2).
+"""Analysis, synthesis and hyper transforms of the CCA model (official models/vae.py).
 
 Role names follow tensorflow/compression; parameter names follow the official
 PyTorch state dict (``g_a.down.i``, ``g_a.blocks.stage.j``, ``h_a.i`` ...), with

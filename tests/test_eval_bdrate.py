@@ -64,7 +64,7 @@ def test_worked_example_linear_in_log_rate():
 
 
 def test_paper_points_against_vtm():
-  """paper.md 4.3: RD_data.json Kodak vs CompressAI's vtm.json, PCHIP -13.73 %."""
+  """Our BD-rate of official RD_data.json (Kodak) vs CompressAI's vtm.json: -13.73 %."""
   curves = {c["name"]: c for c in reference.reference_curves("kodak")}
 
   def arrays(name):
@@ -73,8 +73,8 @@ def test_paper_points_against_vtm():
   r = bdrate.bd_rate(*arrays("vtm"), *arrays("cca-paper"), "pchip")
   assert r.value == pytest.approx(-13.730114014187789, abs=1e-9)  # bjontegaard 1.3.0
   assert r.coverage == 1.0
-  # VCEG-M33's cubic over all 8 VTM points (the bjontegaard package agrees); paper.md's
-  # -13.68 % comes from fitting the 6 VTM points up to 40.4 dB only.
+  # VCEG-M33's cubic over all 8 VTM points (the bjontegaard package agrees); the
+  # cubic -13.68 % comes from fitting the 6 VTM points up to 40.4 dB only.
   assert bdrate.bd_rate(*arrays("vtm"), *arrays("cca-paper"), "cubic").value == \
       pytest.approx(-13.941214808786818, abs=1e-6)
   vtm_r, vtm_q = arrays("vtm")

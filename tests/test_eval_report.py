@@ -117,7 +117,7 @@ def test_report_builds_everything(results, tmp_path):
   assert poor["kind"] == "point_quality" and poor["quality_delta"] == pytest.approx(-12.0)
   assert "| poor model | -12.00 dB‡ |" in md
   # The paper's points are rows and columns (Kodak), VTM and BPG anchors too; the
-  # paper against CompressAI's VTM is paper.md's -13.7 %.
+  # paper against CompressAI's VTM is -13.7 % (our figure, test_eval_bdrate.py).
   assert cells["CCA (paper)"]["VTM (CompressAI)"]["value"] == pytest.approx(-13.73, abs=0.01)
   assert "CCA (paper)" in bd["tables"]["psnr"]["anchors"]
   # Tables of the operating points (means), times in ms.

@@ -1,4 +1,4 @@
-"""Parameter counts and groups of the paper config (paper.md 2.5, 2.7)."""
+"""Parameter counts and groups of the paper config (those of the official model)."""
 
 import os
 import subprocess

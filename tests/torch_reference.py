@@ -7,22 +7,25 @@ GaussianConditional, ResidualBottleneckBlock, ste_round).  It imports only torch
 numpy, math and the standard library (no compressai), so tests of the JAX port can
 compare against it without extra dependencies.
 
-Section numbers in comments refer to docs/paper.md (the implementation digest).
+Comments cite the official files (models/vae.py, models/aux_em.py, train.py) and
+CompressAI 1.2.x, which this module mirrors.
 
 Public API
 ----------
-slice_sizes(M, k, num_slices) -> list[int]                       (paper.md 2.5)
+slice_sizes(M, k, num_slices) -> list[int]                       (models/vae.py)
 CCARef(M=320, N=192, hyper_dim=256, ae_dim=(192, 224, 256), ae_layers=(4, 4, 4),
        num_rbb=3, em_dim=224, em_layers=4, cc_dims=(224, 128), k=1.7,
        num_slices=5, cca_training=True)
-CCARef.forward(x, training, noise=None) -> dict                  (paper.md 2.2-2.6)
-rd_loss(out, target, beta, lmbda=0.05, alpha=1.0, metric="mse") -> dict   (1.2)
-quantile_loss(model) -> tensor                                   (1.2, "aux_loss")
+CCARef.forward(x, training, noise=None) -> dict                  (vae.py, aux_em.py)
+rd_loss(out, target, beta, lmbda=0.05, alpha=1.0, metric="mse") -> dict   (train.py)
+quantile_loss(model) -> tensor                                   (train.py, "aux_loss")
 randomize_(model, seed, scale=0.05) -> model
 
 The state_dict of ``CCARef()`` (default config) has exactly the tensor names,
-shapes and parameter/buffer kinds of docs/official_state_dict.tsv, so an official
-checkpoint (``ckpt['state_dict']``, 'module.' prefix stripped) loads with strict=True.
+shapes and parameter/buffer kinds of the official checkpoint (2,316 tensors), so an
+official checkpoint (``ckpt['state_dict']``, 'module.' prefix stripped) loads with
+strict=True. The self-check compares against a tab-separated listing of the official
+state dict, which is not part of this repository (pass its path as argument).
 
 Run ``python tests/torch_reference.py`` for the self-checks at the bottom.
 """
@@ -61,7 +64,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------
-# CompressAI 1.2.x pieces (paper.md 2.4)
+# CompressAI 1.2.x pieces (compressai.entropy_models, compressai.ops)
 # ---------------------------------------------------------------------------
 
 
@@ -132,7 +135,7 @@ class EntropyBottleneck(_EntropyModelBuffers):
     """compressai.entropy_models.EntropyBottleneck (1.2.x), the factorized prior.
 
     Parameters: ``quantiles`` (C,1,3), ``matrices.{0..4}``, ``biases.{0..4}``,
-    ``factors.{0..3}``; buffer ``target`` (3,).  Init as CompressAI (paper.md 2.4).
+    ``factors.{0..3}``; buffer ``target`` (3,).  Init as CompressAI.
     """
 
     def __init__(
@@ -315,7 +318,7 @@ class GaussianConditional(_EntropyModelBuffers):
 
 
 # ---------------------------------------------------------------------------
-# Building blocks (paper.md 2.1)
+# Building blocks (models/vae.py)
 # ---------------------------------------------------------------------------
 
 
@@ -359,7 +362,7 @@ class SimpleGate(nn.Module):
 
 
 class NAFBlock(nn.Module):
-    """NAFNet block with the official CCA submodule names (paper.md 2.1).
+    """NAFNet block with the official CCA submodule names (models/vae.py).
 
     stage 1: x + beta  * conv1(sca_mul(SG(dwconv(norm1(x)))))
     stage 2: x + gamma * FFN(norm2(x)),  FFN = 1x1 (d->2d), SG, 1x1 (d->d)
@@ -411,7 +414,7 @@ class ResidualBottleneckBlock(nn.Module):
 
 
 class NAFTransform(nn.Module):
-    """The entropy model's ``blocks(cin, cout, inter, layers)`` (paper.md 2.1).
+    """The entropy model's ``blocks(cin, cout, inter, layers)`` (models/vae.py).
 
     h = in_conv(x) (1x1 cin->inter);  out_conv(h + blocks(h)) (1x1 inter->cout).
     """
@@ -428,7 +431,7 @@ class NAFTransform(nn.Module):
 
 
 def _cc_transform(cin: int, cout: int, cc_dims: Sequence[int]) -> nn.Sequential:
-    """conv3x3 -> GELU -> conv3x3 -> GELU -> conv3x3 (paper.md 2.3); used for mean,
+    """conv3x3 -> GELU -> conv3x3 -> GELU -> conv3x3 (models/vae.py); used for mean,
     scale and LRP heads.  Indices 0, 2, 4 hold the convs (state_dict names)."""
     return nn.Sequential(
         conv(cin, cc_dims[0], k=3, s=1),
@@ -440,7 +443,7 @@ def _cc_transform(cin: int, cout: int, cc_dims: Sequence[int]) -> nn.Sequential:
 
 
 # ---------------------------------------------------------------------------
-# Main transforms (paper.md 2.2)
+# Main transforms (models/vae.py)
 # ---------------------------------------------------------------------------
 
 
@@ -521,7 +524,7 @@ def _hyper_synthesis(M: int, N: int, hyper_dim: int) -> nn.Sequential:
 
 
 # ---------------------------------------------------------------------------
-# Uneven channel groups (paper.md 2.5)
+# Uneven channel groups (models/vae.py, prop_slices)
 # ---------------------------------------------------------------------------
 
 
@@ -536,7 +539,7 @@ def slice_sizes(M: int, k: float, num_slices: int) -> List[int]:
 
 
 # ---------------------------------------------------------------------------
-# Auxiliary entropy model (paper.md 1.3, 2.6; models/aux_em.py)
+# Auxiliary entropy model (models/aux_em.py)
 # ---------------------------------------------------------------------------
 
 
@@ -574,7 +577,7 @@ class AuxEntropyModel(nn.Module):
     ):
         """Returns (y_aux_likelihoods, y_cca_likelihoods, aux_means, aux_scales).
 
-        y is the UNQUANTISED encoder output (paper.md 1.3)."""
+        y is the UNQUANTISED encoder output (as in models/aux_em.py)."""
         # Factorized density of y (its own noise draw in training).
         _, y_aux_likelihoods = self.y_entropy_bottleneck(y, training, noise_y_aux)
 
@@ -602,7 +605,7 @@ class AuxEntropyModel(nn.Module):
 
 
 # ---------------------------------------------------------------------------
-# The full model (paper.md 2.2, 2.3, 2.4)
+# The full model (models/vae.py; CompressAI entropy models)
 # ---------------------------------------------------------------------------
 
 
@@ -675,7 +678,7 @@ class CCARef(nn.Module):
         y = self.g_a(x)
         z = self.h_a(y)
 
-        # z rate + z_hat (paper.md 2.4): likelihood from noise/dequantize, z_hat via STE.
+        # z rate + z_hat (CompressAI): likelihood from noise/dequantize, z_hat via STE.
         _, z_likelihoods = self.z_entropy_bottleneck(z, training, noise.get("z"))
         z_offset = self.z_entropy_bottleneck._get_medians()  # (C,1,1) broadcasts as (1,C,1,1)
         z_hat = ste_round(z - z_offset) + z_offset
@@ -689,7 +692,7 @@ class CCARef(nn.Module):
         latent_scales = latent_scales[:, :, :Hy, :Wy]
         latent_means = latent_means[:, :, :Hy, :Wy]
 
-        # Slice loop (paper.md 2.3)
+        # Slice loop (models/vae.py)
         y_slices = y.split(self.sizes, dim=1)
         y_hat_slices: List[torch.Tensor] = []
         y_likelihoods, mus, scales = [], [], []
@@ -741,7 +744,7 @@ class CCARef(nn.Module):
 
 
 # ---------------------------------------------------------------------------
-# Losses (paper.md 1.2)
+# Losses (train.py RateDistortionLoss)
 # ---------------------------------------------------------------------------
 
 

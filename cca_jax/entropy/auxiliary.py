@@ -1,4 +1,4 @@
-"""The auxiliary entropy model of the CCA loss (paper.md 1.3, 2.6; official aux_em.py).
+"""The auxiliary entropy model of the CCA loss (official models/aux_em.py).
 
 Same structure as the main channel-wise model, but slice ``i`` is predicted from the
 hyperprior and ``y_hat_0 .. y_hat_{i-2}`` only: it never sees the immediately preceding

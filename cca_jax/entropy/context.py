@@ -1,4 +1,4 @@
-"""The unevenly grouped channel-wise autoregressive entropy model (paper.md 2.3).
+"""The unevenly grouped channel-wise autoregressive entropy model (official vae.py).
 
 For slice ``i`` (sizes from ``slices.slice_sizes``):
 
@@ -12,7 +12,7 @@ For slice ``i`` (sizes from ``slices.slice_sizes``):
 
 ``context`` is ``y_hat_0 .. y_hat_{i-1}`` for the main model. ``ChannelContext`` also
 serves the auxiliary model of the CCA loss (``context_skip=1``: slice ``i`` sees only
-``y_hat_0 .. y_hat_{i-2}``, paper.md 1.3), see ``auxiliary.py``.
+``y_hat_0 .. y_hat_{i-2}``, official models/aux_em.py), see ``auxiliary.py``.
 
 ``run`` is the one slice loop: training, evaluation and the codec all call it with their
 own ``quantize_fn``, so the encoder, the decoder and the training model cannot drift apart.

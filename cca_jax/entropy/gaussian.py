@@ -2,7 +2,7 @@
 
 Pure functions: the bin mass of a Gaussian over ``[v - 0.5, v + 0.5]`` around its
 mean, with the scale lower-bounded at 0.11 and the likelihood at 1e-9, both with
-CompressAI's ``LowerBound`` gradient rule (paper.md 2.4), and the 64-level scale
+CompressAI's ``LowerBound`` gradient rule (CompressAI 1.2.x), and the 64-level scale
 table used for entropy coding.
 """
 

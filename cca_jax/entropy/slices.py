@@ -1,4 +1,4 @@
-"""Uneven channel groups (paper.md 2.5).
+"""Uneven channel groups (official models/vae.py, ``prop_slices``).
 
 ``prop_slices = [1, 2^k, 3^k, ..., n^k]``; ``size_i = floor(M / sum(prop) * prop_i)``
 and the last slice absorbs the remainder, exactly as the official code computes it.

@@ -1,5 +1,5 @@
 """Coding tables: the integer probability tables the entropy coder uses, as pure
-functions of the weights (what CompressAI's ``update()`` computes, paper.md 2.4).
+functions of the weights (what ``update()`` of CompressAI's entropy models computes).
 
 A table set holds ``T`` tables. Table ``j`` covers the ``K_j`` consecutive integer
 symbols ``offset_j .. offset_j + K_j - 1`` and has one more entry, the *escape*, that

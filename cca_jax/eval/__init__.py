@@ -9,7 +9,7 @@
   bdrate.py       Bjontegaard deltas (PCHIP, cubic, Akima)
   reference.py    published RD points (the paper's, CompressAI's VTM / BPG anchors)
   plots.py        RD plots, visual comparison, information distribution (matplotlib)
-  information.py  per-slice share of the y bits (paper.md 4.1)
+  information.py  per-slice share of the y bits (cf. the paper's per-slice code length)
   evaluate.py     ``python -m cca_jax.evaluate``
   report.py       ``python -m cca_jax.report``
 """

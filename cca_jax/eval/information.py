@@ -1,10 +1,10 @@
-"""How a model distributes the information of y over its channel slices (paper.md 4.1).
+"""How a model distributes the information of y over its channel slices.
 
 The paper's "information distributed ratio" figure compares models trained with and
 without the CCA loss: with it, the code length shrinks as the slice index grows
 (earlier slices carry more of the information, later ones are predicted from them).
-Its exact definition is not available; this is the operationalisation of paper.md
-4.1: for each image the estimated y bits of slice ``i`` (the evaluation forward,
+Its exact definition is not available; this is our operationalisation, not the
+paper's: for each image the estimated y bits of slice ``i`` (the evaluation forward,
 ``estimate.estimate_image``), ``R_i``, and
 
 * ``share``: ``R_i / sum_j R_j`` averaged over the images (and its standard
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(
       prog="python -m cca_jax.eval.information",
       description="Per-slice share of the y bits of one or more models over a dataset "
-                  "(paper.md 4.1).")
+                  "(cf. the paper's per-slice code length with / without CCA).")
   p.add_argument("--model", action="append", default=[], help="model bundle (repeat)")
   p.add_argument("--data", help="image folder (with --model)")
   p.add_argument("--limit", type=int, default=None, help="first N images only")

@@ -1,4 +1,4 @@
-"""Per-image quality metrics of the evaluation, in the conventions of paper.md 5.
+"""Per-image quality metrics of the evaluation, in the conventions of official eval.py.
 
 * ``psnr``: ``10 log10(1 / MSE)`` over all RGB values of images in [0, 1]
   (``cca_jax.metrics.psnr``). For a learned model the paper takes the reconstruction

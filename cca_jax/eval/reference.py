@@ -1,11 +1,11 @@
 """Published rate-distortion points shipped as reference data (``data/reference_rd.json``).
 
-* ``cca-paper``: the paper's points released with the official code (RD_data.json;
-  paper.md 4.2) for Kodak, CLIC and Tecnick, one per lambda (mapping presumed).
+* ``cca-paper``: the paper's points released with the official code (RD_data.json,
+  commit c7088d2) for Kodak, CLIC and Tecnick, one per lambda (mapping presumed).
 * ``vtm`` and ``bpg444`` (Kodak): CompressAI's published anchor measurements (mean bpp,
   PSNR and MS-SSIM over the 24 images), the usual anchors of learned image compression
-  papers. With them, ``bd_rate`` of the paper's points against VTM is -13.73 % (PCHIP),
-  the figure of paper.md 4.3.
+  papers. With them, ``bd_rate`` of the paper's points against VTM is -13.73 % (PCHIP;
+  our computation, not a figure of the paper).
 
 ``reference_curves(dataset)`` returns them as curves (``curves.py``, kind
 ``"reference"``); ``guess_dataset`` maps an image folder to a dataset name.

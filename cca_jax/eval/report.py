@@ -409,7 +409,7 @@ def _markdown(docs, curves, dataset, bd, anchors, rd, visual, info, method, note
             f"closest to {visual['target_bpp']:.3f} bpp; PSNR of the 8-bit output.", "",
             f"![visual comparison]({stem}/visual.png)", ""]
   if info:
-    out += ["## Information distribution over the slices (paper.md 4.1)", "",
+    out += ["## Information distribution over the slices", "",
             "Share of the estimated y bits per channel slice (mean over the images), "
             "and the share per channel (normalised by each slice's channel count).", "",
             f"![information distribution]({stem}/information.png)", "", "```",

@@ -1,4 +1,4 @@
-"""The two optimizers of the official recipe (paper.md 3).
+"""The two optimizers of the official recipe (train.py).
 
 * main: Adam (PyTorch defaults, lr schedule of ``schedules.learning_rate``) on every
   parameter except the entropy bottlenecks' ``quantiles``, after global-norm gradient

@@ -1,4 +1,4 @@
-"""Schedules of the official recipe (paper.md 3), as pure functions of the step.
+"""Schedules of the official recipe (train.py), as pure functions of the step.
 
 * Learning rate (``lr_schedule``):
   - ``"step"`` (the official default): ``learning_rate`` until ``milestone_step``,

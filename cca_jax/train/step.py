@@ -1,6 +1,6 @@
 """The jit-compiled training and validation steps (pure functions of the state).
 
-One training step, as the official loop (paper.md 3):
+One training step, as the official loop (train.py):
 
 1. the objective of ``losses.rd_loss`` (rate-distortion + ``alpha`` CCA + aux2) at
    the scheduled lambda, with one fresh uniform-noise draw per use from
@@ -61,7 +61,7 @@ def make_train_step(config, model: CCAModel):
     params = optax.apply_updates(params, qupdates)
 
     metrics = dict(terms)
-    if "bpp_cca" in terms:  # paper.md 1.4: ~29.9 bits per element = aux saturated
+    if "bpp_cca" in terms:  # ~29.9 bits/element = -log2(1e-9): aux saturated
       metrics["cca_bits_per_element"] = terms["bpp_cca"] * 256.0 / model.M
     metrics.update(quantile_loss=qloss, lmbda=lmbda, learning_rate=lr(state.step),
                    grad_norm=optax.tree.norm(grads))
