@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -15,3 +17,14 @@ def psnr(a, b, data_range: float = 1.0) -> float:
   """``10 log10(range^2 / MSE)`` over all values (inf for identical images)."""
   m = mse(a, b)
   return float("inf") if m == 0 else float(10.0 * np.log10(data_range ** 2 / m))
+
+
+def db(value: float) -> float:
+  """MS-SSIM (or any similarity in [0, 1]) in dB, ``-10 log10(1 - value)`` (inf for 1,
+  NaN for NaN)."""
+  value = float(value)
+  if math.isnan(value):
+    return float("nan")
+  if value >= 1.0:
+    return float("inf")
+  return -10.0 * math.log10(1.0 - value)

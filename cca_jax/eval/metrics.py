@@ -17,7 +17,6 @@ are divided by 255.
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import numpy as np
@@ -60,14 +59,7 @@ def ms_ssim(reference, decoded) -> float:
   return float(_ms_ssim_fn()(x[None], y[None])[0])
 
 
-def db(value: float) -> float:
-  """MS-SSIM in dB, ``-10 log10(1 - value)`` (inf for 1, NaN for NaN)."""
-  value = float(value)
-  if math.isnan(value):
-    return float("nan")
-  if value >= 1.0:
-    return float("inf")
-  return -10.0 * math.log10(1.0 - value)
+db = _metrics.db  # MS-SSIM in dB, -10 log10(1 - value)
 
 
 def quality(reference, decoded, suffix: str = "") -> dict:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
+
+from cca_jax.metrics import db
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                          "reference_rd.json")
@@ -32,10 +33,6 @@ def load() -> dict:
   return doc
 
 
-def _db(v: float) -> float:
-  return -10.0 * math.log10(1.0 - v) if v < 1 else math.inf
-
-
 def reference_curves(dataset: str, names=None) -> list[dict]:
   """The reference curves of ``dataset`` (``kodak``, ``clic``, ``tecnick``), optionally
   only ``names`` (e.g. ``["cca-paper"]``); an unknown dataset has none."""
@@ -49,7 +46,7 @@ def reference_curves(dataset: str, names=None) -> list[dict]:
       s = {"bpp": float(bpp), "psnr": float(e["psnr"][i])}
       if "ms_ssim" in e:
         s["ms_ssim"] = float(e["ms_ssim"][i])
-        s["ms_ssim_db"] = _db(s["ms_ssim"])
+        s["ms_ssim_db"] = db(s["ms_ssim"])
       setting = {"lmbda": e["lmbda"][i]} if "lmbda" in e else {"index": i}
       points.append({"setting": setting, "summary": s})
     out.append({"name": name, "label": e["label"], "kind": "reference",
