@@ -109,8 +109,9 @@ def _tfds():
 # Sources: a sorted file list or a TFDS split, as "fetch(indices) -> encoded bytes".
 
 
-def list_images(directory: str) -> list[str]:
-  """Every PNG/JPEG under ``directory`` (recursively), sorted by relative path."""
+def find_images_recursive(directory: str) -> list[str]:
+  """Every PNG/JPEG under ``directory`` (recursively; local or ``gs://``), sorted by
+  relative path. (``cca_jax.eval.dataset.list_images`` is the flat, local one.)"""
   tf = import_tensorflow()
   if not directory:
     raise InputError("no image folder given")
@@ -131,7 +132,7 @@ class _Folder:
   random_access = True
 
   def __init__(self, directory: str):
-    self.files = list_images(directory)
+    self.files = find_images_recursive(directory)
     self.size = len(self.files)
 
   def read(self, index):
@@ -417,7 +418,7 @@ def eval_images(config, *, process_index: int | None = None,
     else:
       ds = source.stream().take(count)
   else:
-    files = list_images(data.eval_dir)
+    files = find_images_recursive(data.eval_dir)
     ds = tf.data.Dataset.from_tensor_slices(files[:count or None]).map(tf.io.read_file)
   ds = ds.map(lambda e: centre_crop(_decode(e), size),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
