@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 
 
-def _analysis(m, x):
+def analysis(m, x):
+  """``(y, z)`` of an image batch (also ``synthetic.lively_params``)."""
   y = m.g_a(x)
   return y, m.h_a(y)
 
@@ -57,7 +58,7 @@ class CodecSteps:
     def apply(method):
       return lambda params, *args: model.apply({"params": params}, *args, method=method)
 
-    self.analysis = jax.jit(apply(_analysis))
+    self.analysis = jax.jit(apply(analysis))
     self.hyper_synthesis = jax.jit(apply(_hyper_synthesis))
     self.predict = jax.jit(apply(_predict), static_argnums=1)
     self.refine = jax.jit(apply(_refine), static_argnums=1)

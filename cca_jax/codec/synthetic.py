@@ -17,10 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def _analysis(m, x):
-  y = m.g_a(x)
-  return y, m.h_a(y)
+from cca_jax.codec.steps import analysis as _analysis
 
 
 def _scale_layer(layer: dict, gain: float, shift: float = 0.0) -> None:
@@ -43,7 +40,7 @@ def lively_params(model, params: dict, image: np.ndarray, y_std: float = 4.0,
   last_down = f"down_{len(model.ae_dim)}"
 
   analysis = jax.jit(lambda p, x: model.apply({"params": p}, x,
-                                               method=lambda m, x: _analysis(m, x)))
+                                               method=_analysis))
   y, _ = analysis(p, x)
   _scale_layer(p["g_a"][last_down], y_std / max(float(np.std(y)), 1e-12))
   _, z = analysis(p, x)

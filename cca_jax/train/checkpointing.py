@@ -78,8 +78,7 @@ def write_config(workdir: str, config) -> None:
   path = workdir_path(workdir) / CONFIG_FILE
   if path.exists():
     old = json.loads(path.read_text())
-    new_model = json.loads(config.model.to_json_best_effort())
-    if _normalise(old.get("model")) != _normalise(new_model):
+    if not same_model_config(old.get("model"), config.model):
       raise ValueError(f"{workdir} holds a run of another model config "
                        f"({path}); use a new --workdir")
   if jax.process_index() == 0:
@@ -89,8 +88,14 @@ def write_config(workdir: str, config) -> None:
     tmp.replace(path)
 
 
-def _normalise(tree):
-  return json.loads(json.dumps(tree, sort_keys=True))
+def same_model_config(a, b) -> bool:
+  """Whether two model configs (dicts or ``ConfigDict``s) are the same, compared as
+  JSON (tuples and lists alike)."""
+  def norm(c):
+    if hasattr(c, "to_json_best_effort"):
+      return json.loads(c.to_json_best_effort(sort_keys=True))
+    return json.loads(json.dumps(c, sort_keys=True))
+  return norm(a) == norm(b)
 
 
 def load_latest_params(workdir: str):

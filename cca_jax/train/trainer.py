@@ -67,10 +67,8 @@ def evaluate(eval_step, params, images: np.ndarray, step: int, mesh,
 
 def _init_params_from(config):
   """The parameters of ``config.init_from``'s latest checkpoint (same model config)."""
-  import json
   model_config, params, step = checkpointing.load_latest_params(config.init_from)
-  if (json.loads(json.dumps(model_config, sort_keys=True))
-      != json.loads(config.model.to_json_best_effort(sort_keys=True))):
+  if not checkpointing.same_model_config(model_config, config.model):
     raise ValueError(f"config.init_from={config.init_from} holds another model config")
   del step
   return params
