@@ -505,9 +505,9 @@ class NAFStack(nn.Module):
   channels (``None``: as many as the input), ``dim`` internal width, ``layers`` NAF
   blocks.
   """
+  dim: int
+  layers: int
   features: int | None = None
-  dim: int = 224
-  layers: int = 4
 
   @nn.compact
   def __call__(self, x):

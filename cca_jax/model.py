@@ -48,17 +48,19 @@ class CCAModel(nn.Module):
   ``k`` / ``num_slices`` the uneven grouping, ``aux_model`` whether the auxiliary
   entropy model exists (training), as the official ``cca_training``.
   """
-  M: int = 320
-  N: int = 192
-  hyper_dim: int = 256
-  ae_dim: Sequence[int] = (192, 224, 256)
-  ae_layers: Sequence[int] = (4, 4, 4)
-  num_rbb: int = 3
-  em_dim: int = 224
-  em_layers: int = 4
-  cc_dims: Sequence[int] = (224, 128)
-  k: float = 1.7
-  num_slices: int = 5
+  # No defaults: the architecture's one source of truth is cca_jax/config.py
+  # (``model_config``, the official values), which every config passes in full.
+  M: int
+  N: int
+  hyper_dim: int
+  ae_dim: Sequence[int]
+  ae_layers: Sequence[int]
+  num_rbb: int
+  em_dim: int
+  em_layers: int
+  cc_dims: Sequence[int]
+  k: float
+  num_slices: int
   aux_model: bool = True
 
   @classmethod

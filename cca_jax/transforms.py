@@ -18,10 +18,10 @@ from cca_jax.layers import (Conv2d, ConvTranspose2d, NAFBlock,
 class AnalysisTransform(nn.Module):
   """g_a: per stage ``conv5x5 s2`` -> ``num_rbb`` x RBB -> ``layers`` x NAF;
   then a final ``conv5x5 s2`` to ``M`` channels (16x downsampling in all)."""
-  M: int = 320
-  dims: Sequence[int] = (192, 224, 256)
-  layers: Sequence[int] = (4, 4, 4)
-  num_rbb: int = 3
+  M: int
+  dims: Sequence[int]
+  layers: Sequence[int]
+  num_rbb: int
 
   @nn.compact
   def __call__(self, x):
@@ -37,9 +37,9 @@ class AnalysisTransform(nn.Module):
 class SynthesisTransform(nn.Module):
   """g_s: ``deconv5x5 s2`` then per stage ``layers`` x NAF -> ``num_rbb`` x RBB ->
   ``deconv5x5 s2``, mirroring g_a; 3 output channels, no clamp."""
-  dims: Sequence[int] = (192, 224, 256)
-  layers: Sequence[int] = (4, 4, 4)
-  num_rbb: int = 3
+  dims: Sequence[int]
+  layers: Sequence[int]
+  num_rbb: int
   out_channels: int = 3
 
   @nn.compact
@@ -58,8 +58,8 @@ class SynthesisTransform(nn.Module):
 
 class HyperAnalysisTransform(nn.Module):
   """h_a: ``conv3x3 s1 -> GELU -> conv5x5 s2 -> GELU -> conv5x5 s2`` (y -> z)."""
-  N: int = 192
-  dim: int = 256
+  N: int
+  dim: int
 
   @nn.compact
   def __call__(self, y):
@@ -71,8 +71,8 @@ class HyperAnalysisTransform(nn.Module):
 class HyperSynthesisTransform(nn.Module):
   """h_mean_s / h_scale_s: ``deconv5x5 s2 -> GELU -> deconv5x5 s2 -> GELU ->
   deconv3x3 s1`` (z_hat -> M channels of latent means or scales)."""
-  M: int = 320
-  dim: int = 256
+  M: int
+  dim: int
 
   @nn.compact
   def __call__(self, z_hat):

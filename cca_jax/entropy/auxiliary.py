@@ -24,7 +24,7 @@ class AuxEntropyModel(ChannelContext):
   factorized bottleneck over ``y``. Use ``AuxEntropyModel.for_sizes``."""
 
   @classmethod
-  def for_sizes(cls, sizes, em_dim=224, em_layers=4, cc_dims=(224, 128), **kw):
+  def for_sizes(cls, sizes, em_dim, em_layers, cc_dims, **kw):
     n = len(sizes)
     return cls(sizes=tuple(sizes), em_dim=em_dim, em_layers=em_layers,
                cc_dims=tuple(cc_dims), context_skip=1, num_lrp=max(n - 2, 0), **kw)

@@ -64,9 +64,9 @@ class ChannelContext(nn.Module):
     num_lrp: slices that have an LRP head (``None``: all).
   """
   sizes: Sequence[int]
-  em_dim: int = 224
-  em_layers: int = 4
-  cc_dims: Sequence[int] = (224, 128)
+  em_dim: int
+  em_layers: int
+  cc_dims: Sequence[int]
   context_skip: int = 0
   num_lrp: int | None = None
 
@@ -81,9 +81,9 @@ class ChannelContext(nn.Module):
   def setup(self):
     n, sizes, cc = self.num_slices, list(self.sizes), list(self.cc_dims)
     self.mean_NAF_transforms = [
-        NAFStack(None, self.em_dim, self.em_layers) for i in range(n)]
+        NAFStack(self.em_dim, self.em_layers) for i in range(n)]
     self.scale_NAF_transforms = [
-        NAFStack(None, self.em_dim, self.em_layers) for i in range(n)]
+        NAFStack(self.em_dim, self.em_layers) for i in range(n)]
     self.mean_cc_transforms = [_head(cc + [sizes[i]]) for i in range(n)]
     self.scale_cc_transforms = [_head(cc + [sizes[i]]) for i in range(n)]
     self.lrp_transforms = [_head(cc + [sizes[i]]) for i in range(self.lrp_count)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 
-def slice_sizes(M: int = 320, k: float = 1.7, num_slices: int = 5) -> list[int]:
+def slice_sizes(M: int, k: float, num_slices: int) -> list[int]:
   props = [float(i + 1) ** k for i in range(num_slices)]
   total = sum(props)
   sizes = [int(math.floor(M / total * p)) for p in props]
