@@ -14,13 +14,16 @@ For slice ``i`` (sizes from ``slices.slice_sizes``):
 serves the auxiliary model of the CCA loss (``context_skip=1``: slice ``i`` sees only
 ``y_hat_0 .. y_hat_{i-2}``, official models/aux_em.py), see ``auxiliary.py``.
 
-``run`` is the one slice loop: training, evaluation and the codec all call it with their
-own ``quantize_fn``, so the encoder, the decoder and the training model cannot drift apart.
+Two slice loops walk these per-slice functions, and only these: ``__call__`` (traced
+inside the model: training and the evaluation forward, straight-through rounding) and
+the codec's ``codec.slice_loop`` (host-driven: one compiled ``predict`` / ``refine``
+per slice, symbols from the coder between them). Neither copies the math, so the
+encoder, the decoder and the training model cannot drift apart.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -29,9 +32,6 @@ import jax.numpy as jnp
 from cca_jax.entropy.gaussian import gaussian_conditional
 from cca_jax.layers import Conv2d, NAFStack, gelu
 from cca_jax.ops import ste_round
-
-# quantize_fn(i, mu_i, scale_i) -> y_hat_i (dequantised slice, before LRP)
-QuantizeFn = Callable[[int, jax.Array, jax.Array], jax.Array]
 
 
 def _head(widths: Sequence[int]) -> list:
@@ -113,25 +113,6 @@ class ChannelContext(nn.Module):
                  jnp.concatenate([mean_support, y_hat_i], axis=-1))
     return y_hat_i + 0.5 * jnp.tanh(lrp)
 
-  def run(self, latent_means: jax.Array, latent_scales: jax.Array,
-          quantize_fn: QuantizeFn):
-    """The slice loop. Returns ``(y_hat_slices, mus, scales)``.
-
-    Slices without an LRP head (the aux model's last two) are not refined and are
-    never used as context; their ``y_hat`` entry is the unrefined quantised slice.
-    """
-    y_hat, mus, scales = [], [], []
-    for i in range(self.num_slices):
-      mu, scale, mean_support = self.predict(
-          i, latent_means, latent_scales, y_hat[:self.context_len(i)])
-      q = quantize_fn(i, mu, scale)
-      if i < self.lrp_count:
-        q = self.refine(i, mean_support, q)
-      y_hat.append(q)
-      mus.append(mu)
-      scales.append(scale)
-    return y_hat, mus, scales
-
   def likelihoods(self, y: jax.Array, mus, scales, training: bool, noise=None):
     """Gaussian-conditional likelihoods of each slice of ``y`` (list per slice).
 
@@ -148,10 +129,24 @@ class ChannelContext(nn.Module):
             for i in range(self.num_slices)]
 
   def __call__(self, y, latent_means, latent_scales):
-    """Straight-through quantisation of ``y`` (training and evaluation forward)."""
+    """The slice loop of training and evaluation: each slice quantised around its
+    mean with straight-through rounding. Returns ``(y_hat_slices, mus, scales)``.
+
+    Slices without an LRP head (the aux model's last two) are not refined and are
+    never used as context; their ``y_hat`` entry is the unrefined quantised slice.
+    """
     y_slices = split_slices(y, self.sizes)
-    return self.run(latent_means, latent_scales,
-                    lambda i, mu, scale: ste_round(y_slices[i] - mu) + mu)
+    y_hat, mus, scales = [], [], []
+    for i in range(self.num_slices):
+      mu, scale, mean_support = self.predict(
+          i, latent_means, latent_scales, y_hat[:self.context_len(i)])
+      q = ste_round(y_slices[i] - mu) + mu
+      if i < self.lrp_count:
+        q = self.refine(i, mean_support, q)
+      y_hat.append(q)
+      mus.append(mu)
+      scales.append(scale)
+    return y_hat, mus, scales
 
 
 def split_slices(y: jax.Array, sizes: Sequence[int]) -> list[jax.Array]:
