@@ -12,7 +12,7 @@ the whole file are compared with the estimated rate of the evaluation forward
 
 Weights are random (no trained paper model is available here): ``calibrated``
 (default) rescales the seeded initialisation so the latents are spread and the scales
-match the residuals (``cca_jax.codec.synthetic.lively_params(scale_std=0.5,
+match the residuals (``tests.lively_weights.lively_params(scale_std=0.5,
 scale_shift=4)``), the regime where the estimate is a meaningful reference; ``lively``
 spreads the scales regardless of the residuals (many escapes: real bits fall *below*
 the estimate, whose 1e-9 likelihood floor charges 30 bits per far-off symbol);
@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 
 def _weights(cfg, kind, calib):
-  from cca_jax.codec.synthetic import lively_params
+  from tests.lively_weights import lively_params
   from cca_jax.estimate import inference_params
   from cca_jax.model import CCAModel, init_params
   params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))

@@ -5,7 +5,7 @@ parameters / coding, compile time separately (results in docs/benchmarks.md).
   .venv/bin/python benchmarks/codec_latency.py --config configs/tiny.py --repeats 5
 
 Random weights (``--weights calibrated``: the seeded initialisation with the latents
-and scales rescaled by ``cca_jax.codec.synthetic.lively_params`` so that every y
+and scales rescaled by ``tests.lively_weights.lively_params`` so that every y
 symbol is coded with a matching, non-trivial table; ``init``: the initialisation as
 it is, where nearly every symbol is 0). The network time does not depend on the
 weights; the coding time grows with the number of non-zero symbols.
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
   import jax
   from cca_jax.cli_util import load_config_file
   from cca_jax.codec import decode, encode, load_bundle, make_bundle, save_bundle
-  from cca_jax.codec.synthetic import lively_params
+  from tests.lively_weights import lively_params
   from cca_jax.estimate import inference_params
   from cca_jax.image_io import read_image
   from cca_jax.model import CCAModel, init_params

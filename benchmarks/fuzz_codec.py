@@ -3,8 +3,8 @@
   .venv/bin/python benchmarks/fuzz_codec.py [--count 10000] [--seed 0]
 
 A stream of the tiny config (random weights with spread latents,
-``cca_jax.codec.synthetic.lively_params``) for a 100x120 image, mutated by
-``cca_jax.codec.fuzz.mutations`` (random bytes, empty input, wrong magic, other
+``tests.lively_weights.lively_params``) for a 100x120 image, mutated by
+``tests.fuzz_streams.mutations`` (random bytes, empty input, wrong magic, other
 version, flags, truncation, bit flips, overwritten and appended bytes, another
 model's stream, absurd declared sizes, and mutations with the checksum recomputed).
 Every decode must either succeed (only possible for resealed mutations) or raise a
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
 
   from tqdm import tqdm
   from cca_jax.codec import CodecError, compress, decode
-  from cca_jax.codec.fuzz import KINDS, mutations
+  from tests.fuzz_streams import KINDS, mutations
   from tests.codec_helpers import synthetic_image, tiny_bundles
   from tests.conftest import load_config
   from cca_jax.model import CCAModel, init_params

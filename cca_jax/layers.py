@@ -146,14 +146,6 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,
   return y if bias is None else y + bias
 
 
-def conv2d_reference(x, kernel, bias=None, stride=1, padding=None):
-  """The plain XLA convolution, kept to test the fast paths against."""
-  kh = kernel.shape[0]
-  padding = kh // 2 if padding is None else padding
-  y = _xla_conv(x, kernel, _pair(stride), _pair(padding))
-  return y if bias is None else y + bias
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _strided_conv2d(x, kernel, stride, padding):
   """XLA's strided convolution with a backward pass that avoids XLA's dilated-input
@@ -256,7 +248,9 @@ def conv_transpose2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = N
   (``_conv_transpose2d_subpixel``); its backward pass computes the input gradient as
   XLA's strided convolution and the kernel gradient as one matrix product per tap.
   The same sums, 10x or more faster forward and backward on the CPU than XLA's
-  dilated-input convolution (``conv_transpose2d_reference``).
+  dilated-input convolution (the ``'plain'`` formulation: dilate the input by
+  ``stride``, pad it by ``(k - 1 - p, k - 1 - p + output_padding)``, correlate with the
+  flipped kernel).
   """
   k = kernel.shape[0]
   p = _pair(k // 2 if padding is None else padding)
@@ -299,18 +293,6 @@ def _conv_transpose2d_xla(x, kernel, stride, padding, output_padding):
           for k, p, op in zip((kh, kw), padding, output_padding)]
   return lax.conv_general_dilated(
       x, kernel[::-1, ::-1], (1, 1), pads, lhs_dilation=stride, dimension_numbers=_DN)
-
-
-def conv_transpose2d_reference(x, kernel, bias=None, stride=2, padding=None,
-                               output_padding=None):
-  """The plain XLA formulation: dilate the input by ``stride``, pad it by
-  ``(k - 1 - p, k - 1 - p + output_padding)``, correlate with the flipped kernel."""
-  k = kernel.shape[0]
-  s = _pair(stride)
-  p = _pair(k // 2 if padding is None else padding)
-  op = _pair(tuple(si - 1 for si in s) if output_padding is None else output_padding)
-  y = _conv_transpose2d_xla(x, kernel, s, p, op)
-  return y if bias is None else y + bias
 
 
 def depthwise_conv2d(x: jax.Array, kernel: jax.Array,

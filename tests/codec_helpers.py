@@ -21,14 +21,14 @@ def tiny_bundles(tiny_config, tiny_params) -> dict:
   """Bundles of the tiny config (cached for the session):
 
   * ``plain``: the seeded initialisation (``tiny_params``) as it is;
-  * ``lively``: ``synthetic.lively_params`` (many symbols, scale levels, escapes);
+  * ``lively``: ``tests.lively_weights.lively_params`` (many symbols, scale levels, escapes);
   * ``calibrated``: lively latents with scales close to the residuals, so that the
     likelihood estimate is a meaningful reference for the real bits;
   * ``other``: ``plain`` with one weight changed (another model id).
   """
   if "bundles" not in _CACHE:
     from cca_jax.codec import make_bundle
-    from cca_jax.codec.synthetic import lively_params
+    from tests.lively_weights import lively_params
     from cca_jax.estimate import inference_params
     from cca_jax.model import CCAModel
     cfg = tiny_config.model

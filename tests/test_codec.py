@@ -13,7 +13,7 @@ from cca_jax.codec import (CodecError, compress, decode, decompress, encode, loa
 from cca_jax.codec.codec import MAX_PIXELS, check_multiple
 from cca_jax.codec.coder import SYMBOL_LIMIT
 from cca_jax.codec import format as fmt
-from cca_jax.codec.fuzz import reseal
+from tests.fuzz_streams import reseal
 from cca_jax.padding import padding_for
 from tests.codec_helpers import synthetic_image, tiny_bundles
 from tests.conftest import KODAK

@@ -157,7 +157,7 @@ def test_header_errors(mutate, message):
 
 
 def test_header_semantic_checks():
-  from cca_jax.codec.fuzz import reseal
+  from tests.fuzz_streams import reseal
   bad_pad = bytearray(_stream())
   bad_pad[18] = 13
   with pytest.raises(CodecError, match="multiple of 64"):

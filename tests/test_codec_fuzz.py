@@ -10,7 +10,7 @@ import pytest
 
 from cca_jax import cli
 from cca_jax.codec import CodecError, decode, save_bundle
-from cca_jax.codec.fuzz import KINDS, MUST_FAIL, mutations
+from tests.fuzz_streams import KINDS, MUST_FAIL, mutations
 from tests.codec_helpers import synthetic_image, tiny_bundles
 
 

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 
 
 def analysis(m, x):
-  """``(y, z)`` of an image batch (also ``synthetic.lively_params``)."""
+  """``(y, z)`` of an image batch."""
   y = m.g_a(x)
   return y, m.h_a(y)
 
