@@ -17,6 +17,15 @@ def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
   return np.stack(np.broadcast_arrays(r, g, b), axis=-1).astype(np.uint8)
 
 
+def image_folder(path, count: int, shape, seed: int = 0):
+  """A new folder of ``count`` synthetic PNGs ``im0.png`` .. (seeds ``seed`` ..)."""
+  from PIL import Image
+  path.mkdir()
+  for i in range(count):
+    Image.fromarray(synthetic_image(*shape, seed=seed + i)).save(path / f"im{i}.png")
+  return path
+
+
 def tiny_bundles(tiny_config, tiny_params) -> dict:
   """Bundles of the tiny config (cached for the session):
 

@@ -31,6 +31,13 @@ def load_config(name, arg=None):
   return load_config_file(spec)
 
 
+@pytest.fixture
+def no_cli_cache(monkeypatch):
+  """In-process commands must not turn on jax's persistent cache for the session
+  (``pytestmark = pytest.mark.usefixtures("no_cli_cache")``)."""
+  monkeypatch.setenv("CCA_JAX_CACHE_DIR", "")
+
+
 @pytest.fixture(scope="session")
 def tiny_config():
   return load_config("tiny")

@@ -18,10 +18,7 @@ from tests.codec_helpers import synthetic_image, tiny_bundles
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True)
-def _no_compilation_cache(monkeypatch):
-  """In-process commands must not turn on jax's persistent cache for the session."""
-  monkeypatch.setenv(cli.CACHE_ENV, "")
+pytestmark = pytest.mark.usefixtures("no_cli_cache")
 
 
 @pytest.fixture(scope="module")

@@ -4,26 +4,19 @@ round trips checked, the side-by-side table, report, RD plot and visual crop."""
 import os
 
 import pytest
-from PIL import Image
 
-from cca_jax import cli
 from cca_jax.codec import registry, save_bundle
 from cca_jax.eval import compare
-from tests.codec_helpers import synthetic_image, tiny_bundles
+from tests.codec_helpers import image_folder, tiny_bundles
 
 
-@pytest.fixture(autouse=True)
-def _no_cache(monkeypatch):
-  monkeypatch.setenv(cli.CACHE_ENV, "")
+pytestmark = pytest.mark.usefixtures("no_cli_cache")
 
 
 @pytest.fixture(scope="module")
 def setup(tiny_config, tiny_params, tmp_path_factory):
   d = tmp_path_factory.mktemp("compare")
-  data = d / "images"
-  data.mkdir()
-  for i in range(2):
-    Image.fromarray(synthetic_image(64, 96, seed=i)).save(data / f"im{i}.png")
+  data = image_folder(d / "images", 2, (64, 96))
   models = d / "models"
   models.mkdir()
   b = tiny_bundles(tiny_config, tiny_params)

@@ -11,16 +11,13 @@ from PIL import Image
 
 from cca_jax.codec import save_bundle
 from cca_jax.eval import evaluate, information, metrics
-from codec_helpers import synthetic_image, tiny_bundles
+from codec_helpers import image_folder, synthetic_image, tiny_bundles
 
 
 @pytest.fixture(scope="module")
 def setup(tiny_config, tiny_params, tmp_path_factory):
   d = tmp_path_factory.mktemp("eval")
-  data = d / "images"
-  data.mkdir()
-  for i in range(2):
-    Image.fromarray(synthetic_image(192, 192, seed=10 + i)).save(data / f"im{i}.png")
+  data = image_folder(d / "images", 2, (192, 192), seed=10)
   (data / "notes.txt").write_text("not an image")  # ignored
   bundles = tiny_bundles(tiny_config, tiny_params)
   models = []
