@@ -114,7 +114,11 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   train_step = partitioning.jit_train_step(make_train_step(config, model), mesh)
   eval_step = partitioning.jit_eval_step(make_eval_step(config, model), mesh)
   batches = input_pipeline.train_batches(config, start_step=start)
-  eval_images = None
+  # Validation images are read now: a bad eval_dir fails before any step, and every
+  # tf.data function is traced at start-up (AutoGraph reads the source files when it
+  # traces, so a file edited during a long run could break a late trace).
+  eval_images = (input_pipeline.eval_images(config)
+                 if config.eval_every and start < config.num_steps else None)
 
   history, throughput = [], None
   step = start
@@ -135,22 +139,21 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       writer.print(format_train_line(step, config.num_steps, steps_s, images_s, m))
       writer.scalars(step, "train", dict(m, steps_per_s=steps_s))
 
-    if config.eval_every and (step % config.eval_every == 0
-                              or step == config.num_steps):
-      if eval_images is None:
-        eval_images = input_pipeline.eval_images(config)
-      em = evaluate(eval_step, state.params, eval_images, step, mesh,
-                    config.eval_batch_size)
-      writer.print(format_eval_line(step, em))
-      writer.scalars(step, "eval", em)
-      throughput.update(step, config.batch_size)  # exclude validation time
-
+    # Checkpoint before validating: a failure in validation loses no training.
     preempted = manager.reached_preemption(step)
     if step % config.checkpoint_every == 0 or step == config.num_steps or preempted:
       checkpointing.save(manager, state, step)
       if preempted:
         writer.print(f"preemption signal: saved step {step}, stopping")
         break
+
+    if config.eval_every and (step % config.eval_every == 0
+                              or step == config.num_steps):
+      em = evaluate(eval_step, state.params, eval_images, step, mesh,
+                    config.eval_batch_size)
+      writer.print(format_eval_line(step, em))
+      writer.scalars(step, "eval", em)
+      throughput.update(step, config.batch_size)  # exclude validation time
 
   manager.wait_until_finished()
   manager.close()
