@@ -7,10 +7,18 @@ import os
 import sys
 
 
+def one_line(message) -> str:
+  """The line of an error message that says what went wrong: its first line, or
+  its last when the first only introduces a trace (TensorFlow's "in user code:")."""
+  lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
+  if not lines:
+    return "failed"
+  return lines[-1] if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
 def fail(message, code: int = 1) -> int:
   """Print a one-line error to stderr and return the exit code."""
-  text = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
-  print(f"error: {text}", file=sys.stderr)
+  print(f"error: {one_line(message)}", file=sys.stderr)
   return code
 
 

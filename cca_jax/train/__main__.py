@@ -39,8 +39,8 @@ def main(argv):
     partitioning.maybe_initialize_distributed(_DISTRIBUTED.value)
     trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (ValueError, FileNotFoundError) as e:
-    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-    sys.exit(1)
+    from cca_jax.cli_util import fail
+    sys.exit(fail(e))
 
 
 if __name__ == "__main__":
