@@ -1,12 +1,12 @@
 """The ``cca-jax`` command: one entry point, one sub-command per tool.
 
-  cca-jax compress IN OUT.cca [--quality N | --model MODEL] [--pad-multiple 128] [--quiet]
+  cca-jax compress IN OUT.cca [--quality N | --model MODEL] [--pad-multiple 128]
   cca-jax decompress IN.cca OUT.png [--model MODEL] [--quiet]
   cca-jax info IN.cca [--json]
   cca-jax models [--json]
   cca-jax export --workdir DIR --out MODEL.ccam [--weights float16] [--no-register]
   cca-jax summary --config configs/paper.py
-  cca-jax convert-torch CHECKPOINT.pth.tar --config configs/paper.py --out DIR [--image IMG]
+  cca-jax convert-torch CKPT.pth.tar --config configs/paper.py --out DIR [--image IMG]
   cca-jax evaluate --model MODEL [...] --data DIR --out RESULTS.json [--codecs ...]
   cca-jax report RESULTS.json [...] --out DIR
   cca-jax compare [--data DIR] [--out DIR] [--model M ...] [--limit N]
@@ -21,9 +21,10 @@ shipped models (``--quality N``, 1 = smallest files; default the middle one), or
 ``$CCA_JAX_MODEL`` when that names exactly one bundle. ``decompress`` finds the model
 by the id in the stream: in ``--model`` if given, then ``$CCA_JAX_MODEL``, the
 per-user model directory (where ``export`` registers its bundles) and the shipped
-models. ``models`` lists every model found. Output files are written atomically (temp file + rename): a failed
-command leaves no output behind. Images that are not 8-bit RGB (grayscale, palette,
-RGBA, 16-bit) are converted with a ``note:`` on stderr; decompress always writes PNG.
+models. ``models`` lists every model found. Output files are written atomically
+(temp file + rename): a failed command leaves no output behind. Images that are not
+8-bit RGB (grayscale, palette, RGBA, 16-bit) are converted with a ``note:`` on stderr;
+decompress always writes PNG.
 
 Exit codes: 0 success; 1 bad input (unreadable or non-image input, corrupt or
 truncated stream, a stream of another model, unusable model file) with a one-line
@@ -36,7 +37,7 @@ import io
 import os
 import sys
 
-MODEL_ENV = "CCA_JAX_MODEL"  # = cca_jax.codec.registry.MODEL_ENV (not imported: fast --help)
+MODEL_ENV = "CCA_JAX_MODEL"  # = codec.registry.MODEL_ENV (not imported: fast --help)
 CACHE_ENV = "CCA_JAX_CACHE_DIR"
 
 _COMMANDS = {
@@ -57,10 +58,6 @@ def _usage() -> str:
   lines = ["usage: cca-jax COMMAND [ARGS]  (cca-jax COMMAND --help for details)", ""]
   lines += [f"  {name:<15} {text}" for name, text in _COMMANDS.items()]
   return "\n".join(lines)
-
-
-class _UsageError(Exception):
-  pass
 
 
 class _StdinBytes(io.BytesIO):
@@ -168,8 +165,9 @@ def _compress(argv) -> int:
   p.add_argument("input", help="image file, or - for stdin")
   p.add_argument("output", help="output stream (.cca), or - for stdout")
   g = p.add_mutually_exclusive_group()
-  g.add_argument("--model", help="model bundle, directory or name (default: the shipped "
-                                 f"models, or ${MODEL_ENV} if it names one bundle)")
+  g.add_argument("--model", help="model bundle, directory or name (default: the "
+                                 f"shipped models, or ${MODEL_ENV} if it names one "
+                                 "bundle)")
   g.add_argument("--quality", type=_quality,
                  help="shipped model 1 (smallest files) .. N (default: the middle one)")
   p.add_argument("--pad-multiple", type=_multiple, default=128,
@@ -191,9 +189,9 @@ def _compress(argv) -> int:
   if not args.quiet:
     h = enc.header
     npix = h.height * h.width
-    print(f"{args.input} {h.width}x{h.height} -> {args.output}: {len(enc.data):,} bytes, "
-          f"{8 * len(enc.data) / npix:.4f} bpp (z {h.z_length:,} B, y {h.y_length:,} B)",
-          file=sys.stderr)
+    print(f"{args.input} {h.width}x{h.height} -> {args.output}: {len(enc.data):,} "
+          f"bytes, {8 * len(enc.data) / npix:.4f} bpp (z {h.z_length:,} B, "
+          f"y {h.y_length:,} B), model {os.path.basename(bundle.path or '?')}", file=sys.stderr)
   return 0
 
 
@@ -315,8 +313,6 @@ def _run_codec_command(cmd: str, argv) -> int:
     return _CODEC_COMMANDS[cmd](argv)
   except SystemExit as e:  # argparse: --help (0) or a usage error (2, already printed)
     return e.code if isinstance(e.code, int) else 2
-  except _UsageError as e:
-    return fail(e, 2)
   except (CodecError, ImageError) as e:
     return fail(e)
   except OSError as e:

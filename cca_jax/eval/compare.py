@@ -74,8 +74,8 @@ def matched_table(doc: dict, bd: dict | None = None) -> str:
         row += f" | {cells.get(c['label'], {}).get('text', '') or '-':>12}"
       lines.append(row)
       lines.append("BD-rate: of the models against each codec (PSNR; < 0: fewer bits); "
-                   "† one point: the rate difference at its PSNR; ‡ no overlap: the "
-                   "PSNR difference at equal rate")
+                   "† one point: the rate difference at its PSNR; ‡ no overlap: "
+                   "the PSNR difference at equal rate")
   return "\n".join(lines)
 
 
@@ -96,10 +96,11 @@ def main(argv=None) -> int:
                  help="model bundle, directory or name (repeat; default: every "
                       "shipped quality)")
   p.add_argument("--codecs", default=DEFAULT_CODECS,
-                 help=f"classical codecs (default {DEFAULT_CODECS}; see cca_jax.evaluate)")
+                 help=f"classical codecs (default {DEFAULT_CODECS}; see "
+                      "cca_jax.evaluate)")
   p.add_argument("--limit", type=int, help="only the first N images (quick check)")
-  p.add_argument("--visual", help="image of the visual comparison (default: kodim20.png "
-                                  "if present, else the first)")
+  p.add_argument("--visual", help="image of the visual comparison (default: "
+                                  "kodim20.png if present, else the first)")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   args = p.parse_args(argv)
   if args.limit is not None and args.limit < 1:
