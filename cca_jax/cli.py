@@ -191,7 +191,8 @@ def _compress(argv) -> int:
     npix = h.height * h.width
     print(f"{args.input} {h.width}x{h.height} -> {args.output}: {len(enc.data):,} "
           f"bytes, {8 * len(enc.data) / npix:.4f} bpp (z {h.z_length:,} B, "
-          f"y {h.y_length:,} B), model {os.path.basename(bundle.path or '?')}", file=sys.stderr)
+          f"y {h.y_length:,} B), model {os.path.basename(bundle.path or '?')}",
+          file=sys.stderr)
   return 0
 
 
