@@ -3,6 +3,7 @@ parameters / coding, compile time separately (results in docs/benchmarks.md).
 
   .venv/bin/python benchmarks/codec_latency.py                 # paper config, kodim01
   .venv/bin/python benchmarks/codec_latency.py --config configs/tiny.py --repeats 5
+  .venv/bin/python benchmarks/codec_latency.py --bundle default --cli   # a shipped model
 
 Random weights (``--weights calibrated``: the seeded initialisation with the latents
 and scales rescaled by ``tests.lively_weights.lively_params`` so that every y
@@ -16,9 +17,11 @@ decoder; entropy parameters = h_mean_s / h_scale_s and the per-slice networks
 Compile time = first call minus the median of the later calls. As a reference for
 the machine's load, the evaluation forward (``estimate_image``: g_a, the entropy
 model and g_s in one jit, as ``benchmarks/paper_parity.py`` times it) is timed in the
-same process. ``--cli`` also times
-the ``cca-jax compress`` / ``decompress`` commands as a user runs them (a new
-process each: imports, bundle loading, compilation, the work, file output).
+same process. ``--bundle`` times a model bundle (a file or a name such as
+``default``) instead of random weights. ``--cli`` also times the ``cca-jax compress`` /
+``decompress`` commands as a user runs them (a new process each: imports, bundle
+loading, compilation, the work, file output), twice: with an empty compilation cache
+(a user's very first call) and again with the cache it left (every later start).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ def main(argv=None) -> int:
                                                  "kodim01.png"))
   p.add_argument("--weights", choices=("calibrated", "init"), default="calibrated")
   p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--bundle", help="time this model bundle (file or name, e.g. default) "
+                                  "instead of random weights of --config")
   p.add_argument("--cli", action="store_true", help="also time the CLI commands")
   args = p.parse_args(argv)
 
@@ -63,20 +68,30 @@ def main(argv=None) -> int:
 
   print(f"jax {jax.__version__}, backend {jax.default_backend()}, "
         f"{os.cpu_count()} CPUs visible, affinity {len(os.sched_getaffinity(0))}")
-  cfg = load_config_file(args.config).model
   x, _ = read_image(args.image)
-  t = time.perf_counter()
-  params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))
-  if args.weights == "calibrated":
-    model = CCAModel.from_config(cfg, aux_model=False)
-    params = lively_params(model, params, x[:128, :128], scale_std=0.5, scale_shift=4.0)
-  print(f"weights ({args.weights}): {time.perf_counter() - t:.1f} s")
-  t = time.perf_counter()
-  bundle = make_bundle(cfg, params, {"source": "benchmark"})
-  print(f"make_bundle (tables + hash): {time.perf_counter() - t:.2f} s")
   tmp = tempfile.mkdtemp()
-  path = os.path.join(tmp, "model.ccam")
-  save_bundle(bundle, path)
+  if args.bundle:
+    from cca_jax.codec import read_manifest, registry
+    path = args.bundle if os.path.exists(args.bundle) else registry.resolve_name(
+        args.bundle)
+    if path is None:
+      raise SystemExit(f"error: {args.bundle}: no such bundle or model name")
+    cfg = read_manifest(path)["model"]
+    print(f"bundle {path}")
+  else:
+    cfg = load_config_file(args.config).model
+    t = time.perf_counter()
+    params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))
+    if args.weights == "calibrated":
+      model = CCAModel.from_config(cfg, aux_model=False)
+      params = lively_params(model, params, x[:128, :128], scale_std=0.5,
+                             scale_shift=4.0)
+    print(f"weights ({args.weights}): {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    bundle = make_bundle(cfg, params, {"source": "benchmark"})
+    print(f"make_bundle (tables + hash): {time.perf_counter() - t:.2f} s")
+    path = os.path.join(tmp, "model.ccam")
+    save_bundle(bundle, path)
   t = time.perf_counter()
   bundle = load_bundle(path)
   print(f"load_bundle (read + verify hash): {time.perf_counter() - t:.2f} s, "
@@ -118,13 +133,15 @@ def main(argv=None) -> int:
 
   if args.cli:
     exe = os.path.join(ROOT, ".venv", "bin", "cca-jax")
-    env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
+    env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
+               CCA_JAX_CACHE_DIR=os.path.join(tmp, "jax_cache"))
     cca, png = os.path.join(tmp, "a.cca"), os.path.join(tmp, "a.png")
-    for argv_ in ([exe, "compress", args.image, cca, "--model", path, "--quiet"],
-                  [exe, "decompress", cca, png, "--model", path, "--quiet"]):
-      t = time.perf_counter()
-      subprocess.run(argv_, check=True, env=env)
-      print(f"cli {argv_[1]}: {time.perf_counter() - t:.1f} s (new process)")
+    for cache in ("empty compilation cache", "warm compilation cache"):
+      for argv_ in ([exe, "compress", args.image, cca, "--model", path, "--quiet"],
+                    [exe, "decompress", cca, png, "--model", path, "--quiet"]):
+        t = time.perf_counter()
+        subprocess.run(argv_, check=True, env=env)
+        print(f"cli {argv_[1]}: {time.perf_counter() - t:.1f} s (new process, {cache})")
   return 0
 
 
