@@ -36,6 +36,15 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   return cfg
 
 
+def model_config_dict(model_cfg) -> dict:
+  """A model config (``ConfigDict`` or mapping) as plain JSON types (tuples as lists,
+  keys sorted), as the weights directory and the model bundle store it."""
+  import json
+  cfg = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
+  cfg = {str(k): list(v) if isinstance(v, (tuple, list)) else v for k, v in cfg.items()}
+  return json.loads(json.dumps(cfg, sort_keys=True))
+
+
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.model = model_config()

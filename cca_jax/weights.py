@@ -23,10 +23,12 @@ MODEL_FILE = "model.json"
 def save_weights(directory: str, params, model_cfg, meta: dict | None = None) -> None:
   from flax import serialization
   os.makedirs(directory, exist_ok=True)
-  params = _to_numpy(params)
-  cfg = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
-  cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
-  atomic_write_bytes(os.path.join(directory, PARAMS_FILE), serialization.msgpack_serialize(params))
+  import jax
+  from cca_jax.config import model_config_dict
+  params = jax.tree.map(np.asarray, params)
+  cfg = model_config_dict(model_cfg)
+  atomic_write_bytes(os.path.join(directory, PARAMS_FILE),
+                     serialization.msgpack_serialize(params))
   doc = {"format": "cca-jax-weights", "version": 1, "model": cfg, "meta": meta or {}}
   atomic_write_bytes(os.path.join(directory, MODEL_FILE),
                 (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
@@ -47,9 +49,3 @@ def load_weights(directory: str):
   with open(ppath, "rb") as f:
     params = serialization.msgpack_restore(f.read())
   return ml_collections.ConfigDict(doc["model"]), params
-
-
-def _to_numpy(tree):
-  if isinstance(tree, dict):
-    return {k: _to_numpy(v) for k, v in tree.items()}
-  return np.asarray(tree)

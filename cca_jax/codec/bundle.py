@@ -55,18 +55,10 @@ def _flatten(tree, prefix=""):
     yield prefix, tree
 
 
-def _to_numpy(tree):
-  if isinstance(tree, Mapping):
-    return {str(k): _to_numpy(v) for k, v in tree.items()}
-  return np.asarray(tree)
-
-
 def canonical_config(model_cfg) -> dict:
   """The model fields as plain JSON types, ``aux_model`` false (inference bundle)."""
-  cfg = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
-  cfg = {str(k): list(v) if isinstance(v, (tuple, list)) else v for k, v in cfg.items()}
-  cfg["aux_model"] = False
-  return json.loads(json.dumps(cfg, sort_keys=True))
+  from cca_jax.config import model_config_dict
+  return dict(model_config_dict(model_cfg), aux_model=False)
 
 
 def content_hash(config: dict, params: dict, tables: dict) -> str:
@@ -158,7 +150,7 @@ def make_bundle(model_cfg, params, meta: dict | None = None,
   from cca_jax.estimate import inference_params
   from cca_jax.model import CCAModel, param_shapes
   config = canonical_config(model_cfg)
-  params = _to_numpy(inference_params(dict(params)))
+  params = jax.tree.map(np.asarray, inference_params(dict(params)))
   shapes = param_shapes(CCAModel.from_config(config))
   expected = {p: tuple(s.shape) for p, s in _flatten(shapes)}
   got = {p: tuple(a.shape) for p, a in _flatten(params)}
