@@ -61,6 +61,7 @@ def export(workdir: str, out: str, weights_dtype: str = "float32",
   from cca_jax.codec.bundle import make_bundle, save_bundle
   model_cfg, params, meta = load_source(workdir)
   bundle = make_bundle(model_cfg, params, meta, weights_dtype=weights_dtype)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   save_bundle(bundle, out)
   if register:
     from cca_jax.codec.registry import register as register_copy
