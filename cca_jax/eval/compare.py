@@ -118,6 +118,9 @@ def main(argv=None) -> int:
     from cca_jax.eval import classical
     from cca_jax.eval.dataset import load_images
     codecs = classical.resolve(args.codecs) if args.codecs.strip() else []
+    if not os.path.isdir(args.data):
+      raise ValueError(f"{args.data}: no such directory (the Kodak images are expected "
+                       f"in ../shared/data/kodak next to the repository; pass --data DIR)")
     names = [n for n, _ in load_images(args.data, args.limit)[0]]
     visual = args.visual or ("kodim20.png" if "kodim20.png" in names else names[0])
     os.makedirs(args.out, exist_ok=True)
