@@ -142,25 +142,22 @@ def _gaussian_filter(z: jnp.ndarray, win: np.ndarray) -> jnp.ndarray:
 
   Filters the height axis, then the width axis; an axis shorter than the
   window is left unfiltered (as ``pytorch_msssim.gaussian_filter`` does).
+  Each pass is a sum of ``k`` shifted, weighted copies (the same sums as a
+  depthwise convolution, which XLA:CPU runs about 20x slower).
   """
-  c = z.shape[-1]
   k = win.shape[0]
-  w = jnp.asarray(win, dtype=z.dtype)
+  w = [float(v) for v in np.asarray(win, np.float64)]
   out = z
   for axis in (1, 2):
-    if out.shape[axis] < k:
+    n = out.shape[axis]
+    if n < k:
       continue
-    kshape = (k, 1, 1, 1) if axis == 1 else (1, k, 1, 1)
-    kernel = jnp.broadcast_to(w.reshape(kshape), kshape[:3] + (c,))
-    out = lax.conv_general_dilated(
-      out,
-      kernel,
-      window_strides=(1, 1),
-      padding="VALID",
-      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-      feature_group_count=c,
-      precision=lax.Precision.HIGHEST,
-    )
+    acc = None
+    for i in range(k):
+      term = lax.slice_in_dim(out, i, i + n - k + 1, axis=axis) * jnp.asarray(
+        w[i], out.dtype)
+      acc = term if acc is None else acc + term
+    out = acc
   return out
 
 

@@ -6,9 +6,9 @@
 The README's main job. Every image is compressed and decompressed with every model
 (real bitstreams, ``cca_jax.codec``; each round trip checked: the decoder must rebuild
 exactly the encoder's latents, else the command fails) and with the classical codecs
-over their quality sweeps (real file sizes). Prints one table, one row per model
-(bpp, PSNR of the 8-bit output, MS-SSIM dB, encode / decode ms) with, per classical
-codec, its PSNR at the same rate (interpolated on its curve) and the BD-rate of the
+at five settings each around the models' rates (real file sizes). Prints one table,
+one row per model (bpp, PSNR of the 8-bit output, MS-SSIM dB, encode / decode ms)
+with, per classical codec, its PSNR at the same rate (interpolated on its curve) and the BD-rate of the
 models against it; writes ``OUT/results.json`` (models and codecs,
 ``cca_jax.eval.results``), ``OUT/report.md`` with the RD plots and a visual crop as
 PNG (``cca_jax.report``), and says where. Without ``--model``: the shipped models
@@ -28,6 +28,11 @@ import sys
 from cca_jax.eval.curves import curve_arrays
 
 DEFAULT_CODECS = "jpeg420,webp,avif444"
+# Five settings each, spanning the shipped models' rates (0.2-0.7 bpp on Kodak) and a
+# little beyond, so that the main job stays within minutes; cca_jax.evaluate sweeps
+# more.
+DEFAULT_QUALITIES = {"jpeg420": (5, 10, 20, 35, 50), "webp": (5, 10, 20, 35, 50),
+                     "avif444": (10, 20, 30, 40, 50)}
 # ../shared/data/kodak next to the repository (found from the package, so the default
 # works from any working directory).
 DEFAULT_DATA = os.path.normpath(os.path.join(
@@ -130,7 +135,8 @@ def main(argv=None) -> int:
     from cca_jax.eval import evaluate
     command = "python -m cca_jax.compare " + " ".join(shlex.quote(a) for a in argv)
     with evaluate.sigterm_as_interrupt():
-      doc = evaluate.run(models, args.data, results, codecs, name="cca-jax",
+      doc = evaluate.run(models, args.data, results, codecs, DEFAULT_QUALITIES,
+                         name="cca-jax",
                          label="cca-jax (shipped)" if not args.model else "cca-jax",
                          limit=args.limit, estimate=False, visual=visual,
                          command=command, progress=not args.quiet)
