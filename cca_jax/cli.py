@@ -272,7 +272,8 @@ def _models(argv) -> int:
   from cca_jax.codec import registry
   entries = registry.all_models()
   shipped = [e for e in entries if e.source == "shipped"]
-  default = (registry.by_quality(None).path if shipped else None)
+  default = (shipped[registry.default_quality(len(shipped)) - 1].path if shipped
+             else None)
   if args.json:
     import json
     for e in entries:

@@ -54,18 +54,13 @@ def load_source(workdir: str):
   return model_cfg, params, meta
 
 
-def export(workdir: str, out: str, weights_dtype: str = "float32",
-           register: bool = False):
-  """Build the bundle of ``workdir`` and write it to ``out``; returns the bundle
-  (and registers a copy in the per-user model directory if ``register``)."""
+def export(workdir: str, out: str, weights_dtype: str = "float32"):
+  """Build the bundle of ``workdir`` and write it to ``out``; returns the bundle."""
   from cca_jax.codec.bundle import make_bundle, save_bundle
   model_cfg, params, meta = load_source(workdir)
   bundle = make_bundle(model_cfg, params, meta, weights_dtype=weights_dtype)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   save_bundle(bundle, out)
-  if register:
-    from cca_jax.codec.registry import register as register_copy
-    register_copy(out)
   return bundle
 
 

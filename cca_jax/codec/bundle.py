@@ -280,6 +280,12 @@ def load_bundle(path: str) -> ModelBundle:
                      weights_dtype)
 
 
+def bundle_files(directory: str) -> list[str]:
+  """The ``*.ccam`` files directly in ``directory``, sorted."""
+  return [os.path.join(directory, n) for n in sorted(os.listdir(directory))
+          if n.endswith(SUFFIX) and os.path.isfile(os.path.join(directory, n))]
+
+
 def find_bundle(spec: str, model_id: bytes | None = None) -> str:
   """Resolve ``spec`` (a bundle file, or a directory of ``*.ccam`` bundles) to a
   bundle path; in a directory, the one whose hash starts with ``model_id`` (or the
@@ -289,13 +295,11 @@ def find_bundle(spec: str, model_id: bytes | None = None) -> str:
       raise CodecError(f"{spec}: no such model file or directory")
     return spec
   candidates = []
-  for name in sorted(os.listdir(spec)):
-    p = os.path.join(spec, name)
-    if name.endswith(SUFFIX) and os.path.isfile(p):
-      try:
-        candidates.append((p, read_manifest(p)))
-      except CodecError:
-        continue
+  for p in bundle_files(spec):
+    try:
+      candidates.append((p, read_manifest(p)))
+    except CodecError:
+      continue
   if model_id is not None:
     hexid = model_id.hex()
     for p, doc in candidates:

@@ -79,9 +79,9 @@ def env_paths() -> list[str]:
 
 
 def _bundles_in(path: str) -> list[str]:
+  from cca_jax.codec.bundle import bundle_files
   if os.path.isdir(path):
-    return [os.path.join(path, n) for n in sorted(os.listdir(path))
-            if n.endswith(SUFFIX) and os.path.isfile(os.path.join(path, n))]
+    return bundle_files(path)
   return [path] if os.path.isfile(path) else []
 
 

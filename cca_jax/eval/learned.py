@@ -100,11 +100,11 @@ def _workdir_lambda(meta: dict) -> float | None:
 
 def expand_models(specs) -> list[str]:
   """Model arguments to bundle files: a directory stands for its ``*.ccam`` files."""
+  from cca_jax.codec.bundle import bundle_files
   out = []
   for spec in specs:
     if os.path.isdir(spec):
-      found = sorted(os.path.join(spec, n) for n in os.listdir(spec)
-                     if n.endswith(".ccam") and os.path.isfile(os.path.join(spec, n)))
+      found = bundle_files(spec)
       if not found:
         raise ValueError(f"{spec}: no model bundles (*.ccam) in this directory")
       out += found
