@@ -205,35 +205,53 @@ def _phase_taps(k: int, s: int, p: int):
   return d0, np.where(valid, index, 0), valid
 
 
-def _conv_transpose2d_subpixel(x, kernel, stride, padding, output_padding):
-  """Transposed convolution as one stride-1 convolution to ``sh * sw`` phases of the
-  output followed by depth-to-space.
-
-  A 5x5 stride-2 kernel with padding 2 splits into 3x3, 3x2, 2x3 and 2x2 phase
-  kernels; they are zero-padded to a common 3x3 window and stacked along the output
-  channels, so one 3x3 convolution computes all four phases.
+def subpixel_kernel(kernel, stride, padding):
+  """The ``sh * sw`` sub-pixel phase kernels of a transposed convolution, zero-padded
+  to a common ``th x tw`` window and stacked along the output channels (phase-major):
+  ``(th, tw, cin, sh * sw * cout)``. A 5x5 stride-2 kernel with padding 2 splits into
+  3x3, 3x2, 2x3 and 2x2 phase kernels. Returns ``(kernel, (d0_h, d0_w))``, ``d0`` the
+  input offset of the window's first tap (``_phase_taps``). Works on NumPy arrays (in
+  NumPy) as on JAX arrays; it only moves values.
   """
-  b, n_h, n_w, cin = x.shape
-  kh, kw, _, cout = kernel.shape
-  axes = []
-  for n, k, s, p, op in zip((n_h, n_w), (kh, kw), stride, padding, output_padding):
-    length = (n - 1) * s - 2 * p + k + op
-    q = -(-length // s)
-    d0, index, valid = _phase_taps(k, s, p)
-    taps = index.shape[1]
-    axes.append((length, q, -d0, q - n + d0 + taps - 1, index, valid))
-  (len_h, q_h, lo_h, hi_h, ih, vh), (len_w, q_w, lo_w, hi_w, iw, vw) = axes
+  xp = np if isinstance(kernel, np.ndarray) else jnp
+  kh, kw, cin, cout = kernel.shape
+  (d0_h, ih, vh), (d0_w, iw, vw) = (_phase_taps(k, s, p)
+                                    for k, s, p in zip((kh, kw), stride, padding))
   sh, sw = stride
   th, tw = ih.shape[1], iw.shape[1]
   # (sh, th, sw, tw, cin, cout) -> (th, tw, cin, sh * sw * cout)
   k = kernel[ih[:, :, None, None], iw[None, None, :, :]]
-  k = jnp.where((vh[:, :, None, None] & vw[None, None, :, :])[..., None, None], k, 0)
+  k = xp.where((vh[:, :, None, None] & vw[None, None, :, :])[..., None, None], k, 0)
   k = k.transpose(1, 3, 4, 0, 2, 5).reshape(th, tw, cin, sh * sw * cout)
+  return k, (d0_h, d0_w)
+
+
+def _conv_transpose2d_subpixel(x, kernel, stride, padding, output_padding):
+  """Transposed convolution as one stride-1 convolution to ``sh * sw`` phases of the
+  output (``subpixel_kernel``) followed by depth-to-space."""
+  b, n_h, n_w, cin = x.shape
+  cout = kernel.shape[3]
+  k, d0s = subpixel_kernel(kernel, stride, padding)
+  axes = []
+  for n, kk, s, p, op, d0, taps in zip((n_h, n_w), kernel.shape[:2], stride, padding,
+                                       output_padding, d0s, k.shape[:2]):
+    length = (n - 1) * s - 2 * p + kk + op
+    q = -(-length // s)
+    axes.append((length, q, -d0, q - n + d0 + taps - 1))
+  (len_h, q_h, lo_h, hi_h), (len_w, q_w, lo_w, hi_w) = axes
+  sh, sw = stride
   xp = lax.pad(x, jnp.zeros((), x.dtype),
                [(0, 0, 0), (lo_h, hi_h, 0), (lo_w, hi_w, 0), (0, 0, 0)])
   y = lax.conv_general_dilated(xp, k, (1, 1), "VALID", dimension_numbers=_DN)
+  return depth_to_space(y, sh, sw, cout)[:, :len_h, :len_w]
+
+
+def depth_to_space(y, sh: int, sw: int, cout: int):
+  """``(b, q_h, q_w, sh * sw * cout)`` phase-major channels -> ``(b, q_h * sh, q_w * sw,
+  cout)``."""
+  b, q_h, q_w = y.shape[:3]
   y = y.reshape(b, q_h, q_w, sh, sw, cout).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(b, q_h * sh, q_w * sw, cout)[:, :len_h, :len_w]
+  return y.reshape(b, q_h * sh, q_w * sw, cout)
 
 
 def conv_transpose2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,

@@ -25,6 +25,8 @@ from tests.conftest import KODAK
 # change of how tables are built from the weights).
 GOLDEN_BUNDLE = os.path.join(os.path.dirname(__file__), "data", "golden_tiny.ccam")
 GOLDEN_STREAM = os.path.join(os.path.dirname(__file__), "data", "golden_tiny.cca")
+# The same weights and tables as a version 2 bundle: integer entropy parameters.
+GOLDEN_STREAM_V2 = os.path.join(os.path.dirname(__file__), "data", "golden_tiny_v2.cca")
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +187,12 @@ def test_real_bits_match_the_estimate_on_a_kodak_image(tiny_config, bundles):
   assert total == pytest.approx(est["bpp_est"], rel=0.01)
 
 
-def test_golden_bitstream():
+@pytest.mark.parametrize("version", [1, 2])
+def test_golden_bitstream(version):
   bundle = load_bundle(GOLDEN_BUNDLE)
-  with open(GOLDEN_STREAM, "rb") as f:
+  assert bundle.version == 1
+  bundle = bundle.with_version(version)
+  with open(GOLDEN_STREAM if version == 1 else GOLDEN_STREAM_V2, "rb") as f:
     golden = f.read()
   image = synthetic_image(96, 128)
   enc = encode(bundle, image, reconstruct=True)
@@ -207,7 +212,7 @@ def test_golden_tables():
   """Tables are a pure function of the weights: rebuilt from the committed bundle's
   weights they are the committed ones."""
   bundle = load_bundle(GOLDEN_BUNDLE)
-  rebuilt = make_bundle(bundle.config, bundle.params)
+  rebuilt = make_bundle(bundle.config, bundle.params, version=bundle.version)
   for part in ("z", "y"):
     want, got = getattr(bundle.tables, part), getattr(rebuilt.tables, part)
     for name in ("cdf", "cdf_length", "offset"):

@@ -53,7 +53,9 @@ def test_export_a_weights_directory(weights_dir, tiny_config, tiny_params, tmp_p
   assert out3.read_bytes() == out.read_bytes()
   # Members and their names.
   with zipfile.ZipFile(out) as zf:
-    assert sorted(zf.namelist()) == ["manifest.json", "params.msgpack", "tables.msgpack"]
+    assert sorted(zf.namelist()) == ["integer.msgpack", "manifest.json", "params.msgpack",
+                                     "tables.msgpack"]
+  assert manifest["version"] == 2 and manifest["entropy_parameters"] == "integer"
 
 
 def test_export_a_training_workdir(tiny_config, tiny_params, tmp_path, monkeypatch):
@@ -115,6 +117,14 @@ def _rewrite(path, out, member, fn):
   out.write_bytes(buf.getvalue())
 
 
+def _bump_lut(data):
+  from flax import serialization
+  luts = serialization.msgpack_restore(data)
+  luts["gelu"] = np.array(luts["gelu"]).copy()
+  luts["gelu"][100] += 1
+  return serialization.msgpack_serialize(luts)
+
+
 def test_bundles_are_verified_on_load(tiny_config, tiny_params, tmp_path):
   b = make_bundle(tiny_config.model, tiny_params)
   good = tmp_path / "good.ccam"
@@ -126,7 +136,10 @@ def test_bundles_are_verified_on_load(tiny_config, tiny_params, tmp_path):
 
   cases = {
       "hash": (MANIFEST, manifest(lambda d: {**d, "sha256": "0" * 64}), "hash mismatch"),
-      "version": (MANIFEST, manifest(lambda d: {**d, "version": 2}), "version 2"),
+      "version": (MANIFEST, manifest(lambda d: {**d, "version": 3}), "version 3"),
+      # The hash covers the version: a version 2 bundle cannot pass for a float one.
+      "old version": (MANIFEST, manifest(lambda d: {**d, "version": 1}), "hash mismatch"),
+      "lookup tables": ("integer.msgpack", _bump_lut, "hash mismatch"),
       "format": (MANIFEST, manifest(lambda d: {**d, "format": "x"}), "not a cca-jax"),
       "config": (MANIFEST, manifest(lambda d: {**d, "model": {**d["model"], "k": 1.5}}),
                  "hash mismatch"),

@@ -12,10 +12,18 @@ contents give the same bytes) with three members:
   float16 when exported with ``weights_dtype="float16"`` (manifest ``weights``;
   halves the file; the model *is* the float16-rounded one: tables, hash and codec
   all use those values, widened to float32 on load);
-* ``tables.msgpack``: the coding tables (``cca_jax.entropy.tables.build_tables``).
+* ``tables.msgpack``: the coding tables (``cca_jax.entropy.tables.build_tables``);
+* version 2 only: ``integer.msgpack``, the lookup tables of the integer entropy
+  parameters (``cca_jax.entropy.integer.lookup_tables``).
 
-The content hash is the sha256 of a canonical serialisation of the model config
-(sorted-key JSON) and of every parameter and table array (sorted by path; dtype, shape
+Version 2 (the default of ``make_bundle`` and ``export``) computes the entropy
+parameters with the exact integer networks of ``cca_jax.entropy.integer`` (manifest
+``entropy_parameters``: ``"integer"``): its streams decode exactly on any machine.
+Version 1 bundles (``"float"``: the float networks) are still read; their streams
+decode exactly only with the jax/XLA build, backend and CPU kind that wrote them.
+
+The content hash is the sha256 of the format version, a canonical serialisation of the
+model config (sorted-key JSON) and of every parameter and table array (sorted by path; dtype, shape
 and little-endian bytes). A stream's header carries its first 8 bytes (the *model
 id*), so a stream is only ever decoded with the model that wrote it. Loading verifies
 the hash, so a damaged bundle is refused.
@@ -39,11 +47,14 @@ from cca_jax.codec.errors import CodecError
 from cca_jax.entropy.tables import ModelTables, build_tables
 
 FORMAT = "cca-jax-model"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
+ARITHMETIC = {1: "float", 2: "integer"}  # how each version computes entropy parameters
 SUFFIX = ".ccam"
 MANIFEST = "manifest.json"
 PARAMS = "params.msgpack"
 TABLES = "tables.msgpack"
+INTEGER = "integer.msgpack"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -61,12 +72,17 @@ def canonical_config(model_cfg) -> dict:
   return dict(model_config_dict(model_cfg), aux_model=False)
 
 
-def content_hash(config: dict, params: dict, tables: dict) -> str:
-  """sha256 (hex) of the canonical contents: config, parameters, tables."""
+def content_hash(config: dict, params: dict, tables: dict, luts: dict | None = None,
+                 version: int = VERSION) -> str:
+  """sha256 (hex) of the canonical contents: version, config, parameters, tables (and
+  the integer path's lookup tables, version 2)."""
   h = hashlib.sha256()
-  h.update(f"{FORMAT}/{VERSION}\n".encode())
+  h.update(f"{FORMAT}/{version}\n".encode())
   h.update(json.dumps(config, sort_keys=True, separators=(",", ":")).encode())
-  for name, tree in (("params", params), ("tables", tables)):
+  trees = [("params", params), ("tables", tables)]
+  if version >= 2:
+    trees.append(("integer", luts))
+  for name, tree in trees:
     for path, a in _flatten(tree):
       a = np.ascontiguousarray(a)
       a = a.astype(a.dtype.newbyteorder("<"), copy=False)
@@ -85,6 +101,13 @@ class ModelBundle:
   meta: dict = dataclasses.field(default_factory=dict)
   path: str | None = None
   weights_dtype: str = "float32"  # how params.msgpack stores them (params are float32)
+  version: int = VERSION
+  luts: dict | None = None  # version 2: the integer path's lookup tables
+
+  @property
+  def arithmetic(self) -> str:
+    """How the entropy parameters are computed: ``"integer"`` or ``"float"``."""
+    return ARITHMETIC[self.version]
 
   @property
   def model_id(self) -> bytes:
@@ -98,13 +121,26 @@ class ModelBundle:
 
   @functools.cached_property
   def steps(self):
-    from cca_jax.codec.steps import steps_for
+    from cca_jax.codec.steps import integer_steps_for, steps_for
+    if self.arithmetic == "integer":
+      return integer_steps_for(self.model)
     return steps_for(self.model)
 
   @functools.cached_property
   def device_params(self):
     import jax
     return jax.device_put(self.params)
+
+  @functools.cached_property
+  def entropy_params(self):
+    """What ``steps.hyper_synthesis`` / ``predict`` / ``refine`` take: the float
+    parameters (version 1) or the integer networks (``entropy.integer.convert``)."""
+    if self.arithmetic == "float":
+      return self.device_params
+    import jax
+    from cca_jax.entropy import integer
+    with jax.enable_x64(True):
+      return jax.device_put(integer.convert(self.params, self.luts))
 
   @functools.cached_property
   def z_models(self):
@@ -121,6 +157,20 @@ class ModelBundle:
     """Per-channel medians of z (float32): z symbols are ``round(z - medians)``."""
     return np.asarray(self.params["z_entropy_bottleneck"]["quantiles"],
                       np.float32)[:, 0, 1]
+
+  def with_version(self, version: int) -> "ModelBundle":
+    """The same weights and coding tables as a bundle of another format version
+    (``1``: float entropy parameters, ``2``: integer); a new content hash and id."""
+    if version not in VERSIONS:
+      raise CodecError(f"bundle version {version}: use one of {VERSIONS}")
+    luts = None
+    if version >= 2:
+      from cca_jax.entropy import integer
+      luts = self.luts if self.luts is not None else integer.lookup_tables()
+    stored = _stored(self.params, self.weights_dtype)
+    digest = content_hash(self.config, stored, self.tables.to_dict(), luts, version)
+    return dataclasses.replace(self, sha256=digest, path=None, version=version,
+                               luts=luts)
 
   def describe(self) -> str:
     """``model <id>`` (``PATH (model <id>)`` when loaded from a file)."""
@@ -139,13 +189,16 @@ def _stored(params, weights_dtype: str):
 
 
 def make_bundle(model_cfg, params, meta: dict | None = None,
-                weights_dtype: str = "float32") -> ModelBundle:
+                weights_dtype: str = "float32", version: int = VERSION) -> ModelBundle:
   """Build a bundle from a model config and parameters: drops the auxiliary model,
   checks the parameter tree against the config, builds the coding tables.
   ``weights_dtype="float16"`` rounds the weights to float16 first (half the file;
-  the tables are built from the rounded weights, so the codec stays exact)."""
+  the tables are built from the rounded weights, so the codec stays exact).
+  ``version`` 2 (default): integer entropy parameters; 1: the float networks."""
   if weights_dtype not in WEIGHTS_DTYPES:
     raise CodecError(f"weights dtype {weights_dtype!r}: use one of {WEIGHTS_DTYPES}")
+  if version not in VERSIONS:
+    raise CodecError(f"bundle version {version}: use one of {VERSIONS}")
   import jax
   from cca_jax.estimate import inference_params
   from cca_jax.model import CCAModel, param_shapes
@@ -172,9 +225,17 @@ def make_bundle(model_cfg, params, meta: dict | None = None,
       raise CodecError(f"parameter {p} overflows {weights_dtype}")
   params = jax.tree.map(lambda a: np.asarray(a, np.float32), stored)
   tables = build_tables(params)
-  digest = content_hash(config, stored, tables.to_dict())
+  luts = None
+  if version >= 2:
+    from cca_jax.entropy import integer
+    luts = integer.lookup_tables()
+    try:
+      integer.convert(params, luts)
+    except ValueError as e:
+      raise CodecError(f"cannot convert to the integer path: {e}") from None
+  digest = content_hash(config, stored, tables.to_dict(), luts, version)
   return ModelBundle(config, params, tables, digest, dict(meta or {}),
-                     weights_dtype=weights_dtype)
+                     weights_dtype=weights_dtype, version=version, luts=luts)
 
 
 def _zip_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
@@ -187,7 +248,8 @@ def _zip_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
 def bundle_bytes(bundle: ModelBundle) -> bytes:
   from flax import serialization
   manifest = {
-      "format": FORMAT, "version": VERSION, "sha256": bundle.sha256,
+      "format": FORMAT, "version": bundle.version, "sha256": bundle.sha256,
+      "entropy_parameters": bundle.arithmetic,
       "model": bundle.config,
       "weights": bundle.weights_dtype,
       "tables": {"precision": bundle.tables.y.precision,
@@ -205,6 +267,8 @@ def bundle_bytes(bundle: ModelBundle) -> bytes:
     _zip_member(zf, PARAMS, serialization.msgpack_serialize(
         _stored(bundle.params, bundle.weights_dtype)))
     _zip_member(zf, TABLES, serialization.msgpack_serialize(bundle.tables.to_dict()))
+    if bundle.version >= 2:
+      _zip_member(zf, INTEGER, serialization.msgpack_serialize(bundle.luts))
   return buf.getvalue()
 
 
@@ -231,9 +295,10 @@ def _manifest(zf: zipfile.ZipFile, path: str) -> dict:
     raise CodecError(f"{path}: not a cca-jax model bundle (no manifest)") from None
   if not isinstance(doc, dict) or doc.get("format") != FORMAT:
     raise CodecError(f"{path}: not a cca-jax model bundle")
-  if doc.get("version") != VERSION:
+  if doc.get("version") not in VERSIONS:
     raise CodecError(f"{path}: model bundle version {doc.get('version')} is not "
-                     f"supported (this build reads version {VERSION})")
+                     f"supported (this build reads versions "
+                     f"{', '.join(map(str, VERSIONS))})")
   return doc
 
 
@@ -259,8 +324,13 @@ def load_bundle(path: str) -> ModelBundle:
     try:
       params = serialization.msgpack_restore(zf.read(PARAMS))
       tables = ModelTables.from_dict(serialization.msgpack_restore(zf.read(TABLES)))
+      version = doc["version"]
+      luts = None
+      if version >= 2:
+        luts = {k: np.asarray(v, np.int64) for k, v in
+                serialization.msgpack_restore(zf.read(INTEGER)).items()}
       config = doc["model"]
-      digest = content_hash(config, params, tables.to_dict())
+      digest = content_hash(config, params, tables.to_dict(), luts, version)
     except CodecError:
       raise
     except Exception as e:  # a damaged member: msgpack, zip CRC, missing keys
@@ -277,7 +347,7 @@ def load_bundle(path: str) -> ModelBundle:
     raise CodecError(f"{path}: unknown weights dtype {weights_dtype!r}")
   params = jax.tree.map(lambda a: np.asarray(a, np.float32), params)
   return ModelBundle(config, params, tables, digest, doc.get("meta", {}), path,
-                     weights_dtype)
+                     weights_dtype, version, luts)
 
 
 def bundle_files(directory: str) -> list[str]:

@@ -131,7 +131,7 @@ def slice_loop(bundle, z_hat: np.ndarray, symbols_fn, timer: _Timer):
   shape) supplies the symbols: rounded on the encoder, popped from the stream on the
   decoder. Returns the refined slices ``y_hat_i`` (device arrays).
   """
-  params, steps = bundle.device_params, bundle.steps
+  params, steps = bundle.entropy_params, bundle.steps
   lm, ls = timer("hyper_synthesis", steps.hyper_synthesis, params, z_hat)
   y_hat = []
   for i in range(len(bundle.model.sizes)):

@@ -15,8 +15,13 @@ dependencies of decoding::
 
 ``predict`` and ``refine`` are ``ChannelContext.predict`` / ``ChannelContext.refine``
 applied through ``model.apply(method=...)``: the codec reuses the model's code, it
-does not copy its math. ``i`` is static (one executable per slice). Parameters are arguments, so bundles of
-one architecture share the compiled functions (``steps_for``).
+does not copy its math. ``i`` is static (one executable per slice). Parameters are
+arguments, so bundles of one architecture share the compiled functions (``steps_for``).
+
+``IntegerCodecSteps`` (version 2 bundles) has the same interface; its
+``hyper_synthesis``, ``predict`` and ``refine`` are the exact integer networks of
+``cca_jax.entropy.integer`` (float64, run with ``jax.enable_x64``), which give the same
+bits on every machine, not only for one executable.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+
+from cca_jax.entropy import integer
 
 
 def analysis(m, x):
@@ -69,3 +76,31 @@ class CodecSteps:
 def steps_for(model) -> CodecSteps:
   """The ``CodecSteps`` of a model architecture (``CCAModel`` is hashable)."""
   return CodecSteps(model)
+
+
+def _x64(fn):
+  """Trace and run ``fn`` with 64-bit types enabled (the integer path's float64)."""
+  @functools.wraps(fn)
+  def call(*args):
+    with jax.enable_x64(True):
+      return fn(*args)
+  return call
+
+
+class IntegerCodecSteps:
+  """``analysis`` and ``synthesis`` of ``CodecSteps``; the entropy parameters by the
+  integer networks, which take ``bundle.entropy_params`` (``integer.convert``)."""
+
+  def __init__(self, model):
+    float_steps = steps_for(model)
+    self.model = model
+    self.analysis = float_steps.analysis
+    self.synthesis = float_steps.synthesis
+    self.hyper_synthesis = _x64(jax.jit(integer.hyper_synthesis))
+    self.predict = _x64(jax.jit(integer.predict, static_argnums=1))
+    self.refine = _x64(jax.jit(integer.refine, static_argnums=1))
+
+
+@functools.lru_cache(maxsize=8)
+def integer_steps_for(model) -> IntegerCodecSteps:
+  return IntegerCodecSteps(model)
