@@ -131,6 +131,8 @@ EXACT = {"add", "sub", "mul", "neg", "abs", "max", "min", "round", "floor", "cla
          "convert_element_type", "bitcast_convert_type", "shift_left",
          "shift_right_arithmetic", "shift_right_logical", "and", "or", "pjit", "jit",
          "iota", "copy", "copy_p"}
+if jax.default_backend() == "cpu":  # XLA:CPU's float64 convolution: sums of products
+  EXACT.add("conv_general_dilated")
 # Estimates, exact only after their correction: allowed inside these scopes only.
 ESTIMATES = {"div": "exact_floor_div", "sqrt": "exact_isqrt"}
 

@@ -25,6 +25,8 @@ def test_there_are_four_rate_points_of_one_architecture():
   for e in SHIPPED:
     assert os.path.getsize(e.path) <= 10_000_000, e.path
     assert e.manifest["weights"] == "float16"
+    # Portable streams: integer entropy parameters (bundle version 2).
+    assert e.manifest["version"] == 2 and e.manifest["entropy_parameters"] == "integer"
   assert registry.by_quality(None).quality == len(SHIPPED) // 2 + 1
 
 

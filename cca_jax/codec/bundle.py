@@ -327,8 +327,12 @@ def load_bundle(path: str) -> ModelBundle:
       version = doc["version"]
       luts = None
       if version >= 2:
-        luts = {k: np.asarray(v, np.int64) for k, v in
+        luts = {k: np.asarray(v) for k, v in
                 serialization.msgpack_restore(zf.read(INTEGER)).items()}
+        from cca_jax.entropy.integer import LUT_SIZE
+        if sorted(luts) != ["gelu", "half_tanh"] or any(
+            v.dtype != np.int32 or v.shape != (LUT_SIZE,) for v in luts.values()):
+          raise CodecError(f"{path}: damaged model bundle (lookup tables)")
       config = doc["model"]
       digest = content_hash(config, params, tables.to_dict(), luts, version)
     except CodecError:

@@ -234,8 +234,9 @@ def decode(bundle, data: bytes, max_pixels: int = MAX_PIXELS) -> Decoded:
     if fmt.index_check(index) != header.index_checks[i]:
       raise CodecError(
           f"cannot decode exactly here: the entropy parameters of slice {i} differ from "
-          "the encoder's (decode with the jax/XLA version, backend and CPU thread "
-          "count the stream was encoded with)")
+          "the encoder's (a version 1 bundle computes them in float: decode with the "
+          "jax/XLA version, backend and CPU thread count the stream was encoded "
+          "with; version 2 bundles are portable)")
     return pop_symbols(ans, index, bundle.y_models)
 
   y_hat = slice_loop(bundle, z_hat, symbols_fn, timer)

@@ -16,8 +16,10 @@ undecodable. Here every operation's result is defined exactly:
   within +-256). Sums and products of integers below ``2**53`` are exact in float64,
   whatever the order, the thread count or whether a multiply-add is fused, so XLA's
   fast float kernels (matrix products, reductions) compute exact integer results.
-* Convolutions are sums of matrix products, one per tap (``dot_general``; never XLA's
-  convolution, whose GPU algorithms may transform the inputs), with integer weights
+* Convolutions are sums of products (matrix products per tap, ``dot_general``; XLA's
+  convolution only on the CPU, whose XLA backend computes float64 convolutions as
+  plain sums of products, never the transform-based algorithms GPU libraries may
+  pick), with integer weights
   ``round(w * 2**e)`` and a power-of-two exponent ``e`` per output channel chosen at
   conversion so that ``ACT_LIMIT * sum |w_int| + |b_int| <= 2**52``: no sum can leave
   the exact range, for any input. Requantisation multiplies by ``2**-e`` (exact) and
@@ -60,6 +62,7 @@ ACC_BOUND = float(2**52)        # every accumulated sum stays below this
 SCALAR_BITS = 28                # per-channel factors (beta, gamma): |int| <= 2**28
 LUT_STEP_BITS = 8               # tables sample their function every 2**-8
 LUT_RANGE = 8                   # over [-8, 8]
+LUT_SIZE = 2 * LUT_RANGE * 2**LUT_STEP_BITS + 1
 LN_EPS = 1e-6                   # NAFNet's LayerNorm2d
 LN_BITS = 21                    # LayerNorm deviations normalised to |d| <= 2**21
 LN_GAIN_LIMIT = float(2**30)
@@ -133,19 +136,31 @@ def mul(a, b):
 # -- layers -----------------------------------------------------------------------
 
 def conv(x, p):
-  """Stride-1 convolution with "same" padding of an odd ``(kh, kw)`` integer kernel:
-  one matrix product per tap, bias, requantisation by ``p["down"]`` (``2**-e`` per
-  output channel)."""
+  """Stride-1 convolution with "same" padding of an odd ``(kh, kw)`` integer kernel,
+  bias, requantisation by ``p["down"]`` (``2**-e`` per output channel).
+
+  The sum of products is a matrix product per tap (``dot_general``) on every backend
+  but the CPU, where XLA's float64 convolution computes the same sums directly
+  (XLA:CPU has no transform-based convolution algorithm; 1.5x faster here than the
+  per-tap products, docs/benchmarks.md). Both are exact, so they agree bit for bit.
+  """
   w = p["w"]
   kh, kw = w.shape[:2]
-  h, wd = x.shape[1], x.shape[2]
-  xp = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
-  acc = p["b"]
-  for i in range(kh):
-    for j in range(kw):
-      acc = acc + lax.dot_general(
-          xp[:, i:i + h, j:j + wd, :], w[i, j], (((3,), (0,)), ((), ())),
-          precision=lax.Precision.HIGHEST)
+  dims = (((3,), (0,)), ((), ()))
+  if kh == kw == 1:
+    acc = p["b"] + lax.dot_general(x, w[0, 0], dims, precision=lax.Precision.HIGHEST)
+  elif jax.default_backend() == "cpu":
+    acc = p["b"] + lax.conv_general_dilated(
+        x, w, (1, 1), [(kh // 2, kh // 2), (kw // 2, kw // 2)],
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=lax.Precision.HIGHEST)
+  else:
+    h, wd = x.shape[1], x.shape[2]
+    xp = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    acc = p["b"]
+    for i in range(kh):
+      for j in range(kw):
+        acc = acc + lax.dot_general(xp[:, i:i + h, j:j + wd, :], w[i, j], dims,
+                                    precision=lax.Precision.HIGHEST)
   return clip(jnp.round(acc * p["down"]))
 
 
@@ -292,13 +307,13 @@ def refine(ip, i, mean_support, q, mu):
 
 def lookup_tables() -> dict:
   """GELU and ``0.5 tanh`` sampled every ``2**-8`` on ``[-8, 8]``, as activations
-  (int64). Computed once in float64 at export and stored in the bundle, so no
+  (int32). Computed once in float64 at export and stored in the bundle, so no
   machine's ``erf`` or ``tanh`` enters the codec."""
   x = np.arange(-LUT_RANGE * 2**LUT_STEP_BITS, LUT_RANGE * 2**LUT_STEP_BITS + 1,
                 dtype=np.float64) * 2.0**-LUT_STEP_BITS
   gelu_ = 0.5 * x * (1.0 + special.erf(x / math.sqrt(2.0)))
-  return {"gelu": np.rint(gelu_ * 2.0**FRAC_BITS).astype(np.int64),
-          "half_tanh": np.rint(0.5 * np.tanh(x) * 2.0**FRAC_BITS).astype(np.int64)}
+  return {"gelu": np.rint(gelu_ * 2.0**FRAC_BITS).astype(np.int32),
+          "half_tanh": np.rint(0.5 * np.tanh(x) * 2.0**FRAC_BITS).astype(np.int32)}
 
 
 def _exponent(amax: np.ndarray, bits: int) -> np.ndarray:
