@@ -3,8 +3,12 @@ version 1, on the same weights and coding tables): real bytes, PSNR and codec ti
 Kodak (results in docs/benchmarks.md).
 
   .venv/bin/python benchmarks/integer_cost.py [MODEL ...] [--data DIR] [--limit N]
+  .venv/bin/python benchmarks/integer_cost.py --config configs/paper.py --limit 1
 
-``MODEL``: bundle files or names (default: every shipped quality). Each image is
+``MODEL``: bundle files or names (default: every shipped quality); ``--config``: the
+seeded initialisation of a config with calibrated latents and scales
+(``tests.lively_weights``, as benchmarks/codec_latency.py), for speed only (its rates
+mean nothing). Each image is
 compressed and decompressed with both bundles, interleaved (round trips checked); the
 table gives total bytes (integer / float - 1), mean PSNR of the 8-bit output and the
 median encode / decode time of each path.
@@ -23,11 +27,27 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 
+def _random_bundle(config: str, image):
+  sys.path.insert(0, ROOT)
+  from cca_jax.cli_util import load_config_file
+  from cca_jax.codec import make_bundle
+  from cca_jax.estimate import inference_params
+  from cca_jax.model import CCAModel, init_params
+  from tests.lively_weights import lively_params
+  cfg = load_config_file(config).model
+  params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))
+  x = np.asarray(image, np.float32)[:128, :128] / 255.0
+  params = lively_params(CCAModel.from_config(cfg, aux_model=False), params, x,
+                         scale_std=0.5, scale_shift=4.0)
+  return make_bundle(cfg, params, {"source": "benchmark"})
+
+
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("models", nargs="*")
   p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "kodak"))
   p.add_argument("--limit", type=int)
+  p.add_argument("--config", help="random calibrated weights of this config instead")
   args = p.parse_args()
 
   from cca_jax.codec import decode, encode, load_bundle, registry
@@ -35,12 +55,14 @@ def main() -> int:
   from cca_jax.eval.metrics import psnr
   images, _ = load_images(args.data, args.limit)
   models = args.models or [e.path for e in registry.shipped_models()]
+  if args.config:
+    models = [_random_bundle(args.config, images[0][1])]
   print(f"{len(images)} images of {args.data}")
   print(f"{'model':<16} {'bytes float':>11} {'bytes int':>10} {'rate':>8} "
         f"{'PSNR float':>10} {'PSNR int':>9} {'dPSNR':>7} {'enc ms f/i':>12} "
         f"{'dec ms f/i':>12}")
   for spec in models:
-    loaded = load_bundle(spec)
+    loaded = spec if not isinstance(spec, str) else load_bundle(spec)
     bundles = {"float": loaded.with_version(1), "integer": loaded.with_version(2)}
     total = {k: 0 for k in bundles}
     psnrs = {k: [] for k in bundles}
@@ -64,7 +86,9 @@ def main() -> int:
     a, b = total["float"], total["integer"]
     pa, pb = float(np.mean(psnrs["float"])), float(np.mean(psnrs["integer"]))
     ms = {k: [1e3 * float(np.median(v)) for v in times[k]] for k in bundles}
-    print(f"{os.path.splitext(os.path.basename(loaded.path or spec))[0]:<16} {a:>11,} "
+    name = (os.path.splitext(os.path.basename(loaded.path))[0] if loaded.path
+            else os.path.basename(args.config))
+    print(f"{name:<16} {a:>11,} "
           f"{b:>10,} {100 * (b / a - 1):>+7.3f}% {pa:10.3f} {pb:9.3f} {pb - pa:>+7.3f} "
           f"{ms['float'][0]:>5.0f}/{ms['integer'][0]:<5.0f} "
           f"{ms['float'][1]:>5.0f}/{ms['integer'][1]:<5.0f}", flush=True)

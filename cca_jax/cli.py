@@ -139,8 +139,10 @@ def _enable_compilation_cache() -> None:
   """jax's persistent compilation cache for the codec commands
   (``cca_jax.compilation_cache``: ``$CCA_JAX_CACHE_DIR``, else ``~/.cache/cca_jax/jax``;
   empty turns it off). A cached executable is the same program: results do not
-  change."""
+  change. Also the codec's XLA:CPU setting (``cli_util.use_codec_xla_flags``)."""
   from cca_jax import compilation_cache
+  from cca_jax.cli_util import use_codec_xla_flags
+  use_codec_xla_flags()
   compilation_cache.enable()
 
 

@@ -33,6 +33,32 @@ def fail_with(e: BaseException) -> int:
   return fail(e)
 
 
+# The codec's XLA:CPU setting: YNNPACK for convolutions as well as for matrix products
+# (XLA's default is matrix products only). Measured side by side
+# (benchmarks/xla_flags.py, docs/benchmarks.md): codec time 0.93x for the shipped
+# models, 0.86x for the paper config; the integer entropy parameters, and so the
+# streams, are the same bytes either way.
+CODEC_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type="
+                   "individual_dot,individual_convolution")
+
+
+def use_codec_xla_flags() -> None:
+  """Add ``CODEC_XLA_FLAGS`` to ``XLA_FLAGS`` for this process, before JAX starts
+  its backend (the codec commands, ``compare``, ``evaluate``). A user's own
+  ``--xla_cpu_experimental_ynn_fusion_type`` wins; once a backend is running, nothing
+  changes."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_cpu_experimental_ynn_fusion_type" in flags:
+    return
+  try:
+    from jax._src import xla_bridge
+    if xla_bridge.backends_are_initialized():
+      return
+  except (ImportError, AttributeError):
+    return
+  os.environ["XLA_FLAGS"] = f"{flags} {CODEC_XLA_FLAGS}".strip()
+
+
 def load_config_file(spec: str):
   """Load ``path/to/config.py[:arg]`` and return its ``get_config(arg)``."""
   path, _, arg = spec.partition(":")

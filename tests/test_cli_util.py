@@ -1,5 +1,7 @@
 """One-line errors of the command-line tools (cca_jax.cli_util)."""
 
+import os
+
 from cca_jax.cli_util import fail, fail_with, one_line
 
 
@@ -18,3 +20,19 @@ def test_fail_and_fail_with(capsys):
   assert capsys.readouterr().err == "error: a.png: No such file or directory\n"
   assert fail_with(KeyboardInterrupt()) == 130
   assert capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_codec_xla_flags_are_added_before_jax_starts_and_a_users_win():
+  import subprocess
+  import sys
+  code = ("import os; from cca_jax.cli_util import use_codec_xla_flags; "
+          "use_codec_xla_flags(); print(os.environ.get('XLA_FLAGS', ''))")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  for given, want in (("", "--xla_cpu_experimental_ynn_fusion_type=individual_dot,"
+                           "individual_convolution"),
+                      ("--xla_cpu_experimental_ynn_fusion_type=",
+                       "--xla_cpu_experimental_ynn_fusion_type=")):
+    env = dict(os.environ, XLA_FLAGS=given, JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == want

@@ -191,6 +191,7 @@ def _run(args, env_extra, cpus=None):
                         env=env, capture_output=True, text=True, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_streams_cross_instruction_sets_and_thread_counts(bundle, tmp_path):
   """Encoded here (default ISA, 2 threads), decoded exactly and re-encoded to the same
   bytes under SSE4.2 only, and on one core with one thread."""

@@ -43,6 +43,7 @@ def _env():
   return env
 
 
+@pytest.mark.slow
 def test_one_step_on_8_devices_equals_one_device():
   out = subprocess.run(
       [sys.executable, os.path.join(ROOT, "tests", "scripts", "data_parallel_step.py")],
@@ -62,6 +63,7 @@ def uninterrupted(tmp_path_factory):
   return workdir, jax.device_get(state)
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss(uninterrupted, capsys):
   workdir, final = uninterrupted
   config = run_config()
@@ -84,6 +86,7 @@ def test_training_reduces_the_loss(uninterrupted, capsys):
                                 final.params["g_a"]["down_0"]["kernel"])
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(uninterrupted, tmp_path, capsys):
   _, reference = uninterrupted
   workdir = str(tmp_path / "killed")
@@ -117,6 +120,7 @@ def test_kill_and_resume_equals_uninterrupted(uninterrupted, tmp_path, capsys):
   assert max(jax.tree.leaves(diffs)) < 1e-5
 
 
+@pytest.mark.slow
 def test_init_from_starts_from_another_workdir(uninterrupted, tmp_path):
   """Fine-tuning: the parameters of the source's latest checkpoint, step 0, fresh
   optimizers; a source of another model config is refused."""

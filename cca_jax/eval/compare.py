@@ -131,6 +131,8 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     results = os.path.join(args.out, "results.json")
     from cca_jax import compilation_cache
+    from cca_jax.cli_util import use_codec_xla_flags
+    use_codec_xla_flags()
     compilation_cache.enable()
     from cca_jax.eval import evaluate
     command = "python -m cca_jax.compare " + " ".join(shlex.quote(a) for a in argv)

@@ -243,6 +243,8 @@ def main(argv=None) -> int:
       raise ValueError(f"{args.out}: {out_dir} is a file")
     os.makedirs(out_dir, exist_ok=True)
     from cca_jax import compilation_cache
+    from cca_jax.cli_util import use_codec_xla_flags
+    use_codec_xla_flags()
     compilation_cache.enable()
     command = "python -m cca_jax.evaluate " + " ".join(shlex.quote(a) for a in argv)
     image_names = [n.strip() for n in args.images.split(",")] if args.images else None
