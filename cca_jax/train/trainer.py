@@ -18,7 +18,7 @@ from cca_jax.model import CCAModel
 from cca_jax.train import checkpointing, partitioning
 from cca_jax.train.state import TrainState, create_train_state
 from cca_jax.train.step import make_eval_step, make_train_step
-from cca_jax.train.summaries import (MetricWriter, Throughput, format_eval_line,
+from cca_jax.train.metric_writer import (MetricWriter, Throughput, format_eval_line,
                                      format_train_line)
 
 
