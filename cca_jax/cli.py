@@ -265,6 +265,12 @@ def _info(argv) -> int:
   return 0
 
 
+def _streams(manifest: dict) -> str:
+  """``portable`` (version 2: integer entropy parameters) or ``local`` (version 1:
+  its streams decode exactly only on the kind of machine that wrote them)."""
+  return "portable" if manifest.get("entropy_parameters") == "integer" else "local"
+
+
 def _models(argv) -> int:
   p = _parser("models", "List the models the codec finds: $" + MODEL_ENV + ", the "
               "per-user model directory, the shipped models (with their quality).")
@@ -284,18 +290,19 @@ def _models(argv) -> int:
                         "lmbda": e.lmbda, "path": e.path,
                         "N": e.manifest.get("model", {}).get("N"),
                         "M": e.manifest.get("model", {}).get("M"),
-                        "weights": e.manifest.get("weights", "float32")},
+                        "weights": e.manifest.get("weights", "float32"),
+                        "streams": _streams(e.manifest)},
                        sort_keys=True))
     return 0
   print(f"{'quality':<8} {'name':<20} {'model id':<17} {'lambda':>7} {'N/M':>8} "
-        f"{'source':<8} path")
+        f"{'streams':<9} {'source':<8} path")
   for e in entries:
     q = f"{e.quality}{'*' if e.path == default else ''}" if e.quality else "-"
     cfg = e.manifest.get("model", {})
     lm = f"{e.lmbda:g}" if e.lmbda is not None else "-"
     print(f"{q:<8} {e.name:<20} {e.model_id:<17} {lm:>7} "
           f"{str(cfg.get('N', '?')) + '/' + str(cfg.get('M', '?')):>8} "
-          f"{e.source:<8} {e.path}")
+          f"{_streams(e.manifest):<9} {e.source:<8} {e.path}")
   if not entries:
     print(f"(none: no bundles in {registry.shipped_dir()}, {registry.user_dir()} "
           f"or ${MODEL_ENV})")

@@ -153,6 +153,7 @@ def test_cli_quality_default_env_and_listing(shipped, tmp_path, capsys, monkeypa
   assert [(r["source"], r["quality"], r["default"]) for r in rows] == [
       ("env", None, False), ("shipped", 1, False), ("shipped", 2, True),
       ("shipped", 3, False)]
+  assert {r["streams"] for r in rows} == {"portable"}  # version 2 bundles
 
 
 def test_float16_bundle(tiny_config, tiny_params, tmp_path):
