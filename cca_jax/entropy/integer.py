@@ -324,7 +324,7 @@ def _exponent(amax: np.ndarray, bits: int) -> np.ndarray:
 
 def convert_conv(kernel, bias) -> dict:
   """Integer kernel ``(kh, kw, cin, cout)`` and bias: per output channel the largest
-  exponent ``e <= 15 - ceil(log2 max|w|)`` such that
+  exponent ``e`` with ``max|w| * 2**e < 2**15`` and
   ``ACT_LIMIT * sum|round(w 2**e)| + |round(b 2**(16 + e))| <= 2**52``."""
   w = np.asarray(kernel, np.float64)
   b = np.asarray(bias, np.float64)
