@@ -39,22 +39,13 @@ def _sha(a) -> str:
 
 
 def _images(spec: str, limit: int | None):
+  """``[(name, uint8 image)]``: a folder's images, or ``synthetic:HxW``."""
   if spec.startswith("synthetic:"):
     from tests.codec_helpers import synthetic_image
     h, w = (int(v) for v in spec.split(":", 1)[1].split("x"))
-    items = [(f"synthetic{s}", synthetic_image(h, w, seed=s)) for s in range(limit or 1)]
-    return items
-  from cca_jax.eval.dataset import list_images
-  from cca_jax.image_io import read_image
-  paths = list_images(spec)[:limit]
-  return [(os.path.splitext(os.path.basename(p))[0], _uint8(read_image(p)[0]))
-          for p in paths]
-
-
-def _uint8(a):
-  from cca_jax.image_io import to_uint8
-  a = np.asarray(a)
-  return a if a.dtype == np.uint8 else to_uint8(a)
+    return [(f"synthetic{s}", synthetic_image(h, w, seed=s)) for s in range(limit or 1)]
+  from cca_jax.eval.dataset import load_images
+  return [(os.path.splitext(name)[0], x) for name, x in load_images(spec, limit)[0]]
 
 
 def _machine() -> dict:

@@ -28,7 +28,6 @@ import numpy as np  # noqa: E402
 
 
 def _random_bundle(config: str, image):
-  sys.path.insert(0, ROOT)
   from cca_jax.cli_util import load_config_file
   from cca_jax.codec import make_bundle
   from cca_jax.estimate import inference_params

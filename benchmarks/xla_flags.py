@@ -41,12 +41,11 @@ SETTINGS = {
 
 
 def child(args) -> int:
-  import numpy as np
   from cca_jax.codec import decode, encode, load_bundle
-  from cca_jax.image_io import read_image, to_uint8
+  from cca_jax.eval.dataset import load_images
   bundle = load_bundle(args.model)
-  x = np.asarray(read_image(args.image)[0])
-  x = x if x.dtype == np.uint8 else to_uint8(x)
+  (_, x), = load_images(os.path.dirname(args.image),
+                        names=[os.path.basename(args.image)])[0]
   enc = encode(bundle, x)
   decode(bundle, enc.data)
   te, td, stages = [], [], []

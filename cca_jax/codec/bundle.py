@@ -224,18 +224,15 @@ def make_bundle(model_cfg, params, meta: dict | None = None,
     if not np.all(np.isfinite(a)):
       raise CodecError(f"parameter {p} overflows {weights_dtype}")
   params = jax.tree.map(lambda a: np.asarray(a, np.float32), stored)
-  tables = build_tables(params)
-  luts = None
+  bundle = ModelBundle(config, params, build_tables(params), "", dict(meta or {}),
+                       weights_dtype=weights_dtype).with_version(version)
   if version >= 2:
     from cca_jax.entropy import integer
-    luts = integer.lookup_tables()
     try:
-      integer.convert(params, luts)
+      integer.convert(params, bundle.luts)
     except ValueError as e:
       raise CodecError(f"cannot convert to the integer path: {e}") from None
-  digest = content_hash(config, stored, tables.to_dict(), luts, version)
-  return ModelBundle(config, params, tables, digest, dict(meta or {}),
-                     weights_dtype=weights_dtype, version=version, luts=luts)
+  return bundle
 
 
 def _zip_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:

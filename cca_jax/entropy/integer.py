@@ -235,7 +235,7 @@ def _hyper(p, z, luts):
   return x
 
 
-def _naf_block(p, x, luts):
+def _naf_block(p, x):
   t = layer_norm(x, p["norm1"])
   t = conv(t, p["dwconv_0"])
   t = depthwise(t, p["dwconv_1"])
@@ -253,11 +253,11 @@ def _naf_block(p, x, luts):
   return clip(x + scalar(t, p["gamma"]))
 
 
-def _naf_stack(p, x, luts):
+def _naf_stack(p, x):
   h = conv(x, p["in_conv"])
   t = h
   for j in range(sum(k.startswith("blocks_") for k in p)):
-    t = _naf_block(p[f"blocks_{j}"], t, luts)
+    t = _naf_block(p[f"blocks_{j}"], t)
   return conv(clip(h + t), p["out_conv"])
 
 
@@ -285,10 +285,10 @@ def predict(ip, i, latent_means, latent_scales, context):
   em, luts = ip["entropy_model"], ip["luts"]
   ctx = [to_int(c) for c in context]
   support = _naf_stack(em[f"mean_NAF_transforms_{i}"],
-                       jnp.concatenate([to_int(latent_means)] + ctx, -1), luts)
+                       jnp.concatenate([to_int(latent_means)] + ctx, -1))
   mu = _head(em, f"mean_cc_transforms_{i}", support, luts)
   scale_support = _naf_stack(em[f"scale_NAF_transforms_{i}"],
-                             jnp.concatenate([to_int(latent_scales)] + ctx, -1), luts)
+                             jnp.concatenate([to_int(latent_scales)] + ctx, -1))
   scale = _head(em, f"scale_cc_transforms_{i}", scale_support, luts)
   return to_real(mu), to_real(scale), support
 
