@@ -8,7 +8,7 @@
 For every image: ``encode`` (with the encoder's own reconstruction) and ``decode``
 must give identical ``z_hat``, ``y_hat`` and pixels; the payload (z and y parts) and
 the whole file are compared with the estimated rate of the evaluation forward
-(``cca_jax.estimate.estimate_image``, sum of -log2 likelihoods) of the same weights.
+(``cca_jax.model.inference.estimate_image``, sum of -log2 likelihoods) of the same weights.
 
 Weights are random (no trained paper model is available here): ``calibrated``
 (default) rescales the seeded initialisation so the latents are spread and the scales
@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 
 def _weights(cfg, kind, calib):
   from tests.lively_weights import lively_params
-  from cca_jax.estimate import inference_params
-  from cca_jax.model import CCAModel, init_params
+  from cca_jax.model.inference import inference_params
+  from cca_jax.model.cca import CCAModel, init_params
   params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))
   model = CCAModel.from_config(cfg, aux_model=False)
   if kind == "calibrated":
@@ -55,7 +55,7 @@ def _weights(cfg, kind, calib):
 
 def _child_encode(bundle_path, image, out) -> None:
   from cca_jax.codec import encode, load_bundle
-  from cca_jax.image_io import read_image
+  from cca_jax.utils.image_io import read_image
   x, _ = read_image(image)
   enc = encode(load_bundle(bundle_path), x, reconstruct=True)
   with open(out, "wb") as f:
@@ -80,10 +80,10 @@ def main(argv=None) -> int:
 
   import jax
   from tqdm import tqdm
-  from cca_jax.cli_util import load_config_file
+  from cca_jax.config import load_config_file
   from cca_jax.codec import CodecError, decode, encode, make_bundle, save_bundle
-  from cca_jax.estimate import estimate_image
-  from cca_jax.image_io import read_image
+  from cca_jax.model.inference import estimate_image
+  from cca_jax.utils.image_io import read_image
 
   print(f"jax {jax.__version__}, backend {jax.default_backend()}, "
         f"{len(os.sched_getaffinity(0))} CPUs")

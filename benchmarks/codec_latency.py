@@ -59,12 +59,12 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
 
   import jax
-  from cca_jax.cli_util import load_config_file
+  from cca_jax.config import load_config_file
   from cca_jax.codec import decode, encode, load_bundle, make_bundle, save_bundle
   from tests.lively_weights import lively_params
-  from cca_jax.estimate import inference_params
-  from cca_jax.image_io import read_image
-  from cca_jax.model import CCAModel, init_params
+  from cca_jax.model.inference import inference_params
+  from cca_jax.utils.image_io import read_image
+  from cca_jax.model.cca import CCAModel, init_params
 
   print(f"jax {jax.__version__}, backend {jax.default_backend()}, "
         f"{os.cpu_count()} CPUs visible, affinity {len(os.sched_getaffinity(0))}")
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     print(f"{side:8} {wall:8.3f} {st['transforms']:11.3f} {st['entropy parameters']:13.3f} "
           f"{st['coding']:8.3f} {first[side] - wall:8.2f}")
 
-  from cca_jax.estimate import estimate_image
+  from cca_jax.model.inference import estimate_image
   times = []
   for _ in range(3):
     t = time.perf_counter()

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
   from tests.fuzz_streams import KINDS, mutations
   from tests.codec_helpers import synthetic_image, tiny_bundles
   from tests.conftest import load_config
-  from cca_jax.model import CCAModel, init_params
+  from cca_jax.model.cca import CCAModel, init_params
 
   cfg = load_config("tiny")
   bundles = tiny_bundles(cfg, init_params(CCAModel.from_config(cfg.model), seed=0))

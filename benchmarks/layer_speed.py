@@ -1,6 +1,6 @@
 """Forward+backward speed of each layer and of the whole training loss, under the
 ``'plain'`` formulation (one XLA convolution per layer) and the ``'cpu'`` one
-(``cca_jax.layers.formulation``), plus the PyTorch reference's training step and the
+(``cca_jax.ops.convolution.formulation``), plus the PyTorch reference's training step and the
 parameter initialisation. Prints measured numbers; results go to docs/benchmarks.md.
 
   .venv/bin/python benchmarks/layer_speed.py layers --config configs/cpu.py
@@ -68,14 +68,14 @@ def interleaved(calls: dict, reps: int) -> dict:
 
 def layer_cases(model_cfg, batch: int, size: int) -> list:
   """``(name, fn, input shapes)`` of the model's layer kinds at training shapes;
-  ``fn`` takes arrays of those shapes and calls the functions of cca_jax.layers."""
-  from cca_jax import layers as L
+  ``fn`` takes arrays of those shapes and calls the functions of cca_jax.ops."""
+  from cca_jax.ops import activations, convolution
   d0, d1, d2 = model_cfg.ae_dim
   m, n, hyper = model_cfg.M, model_cfg.N, model_cfg.hyper_dim
   s2, s4, s8, s16, s64 = (size // f for f in (2, 4, 8, 16, 64))
   b = batch
-  conv = lambda s: (lambda x, w: L.conv2d(x, w, None, s))
-  deconv = lambda s: (lambda x, w: L.conv_transpose2d(x, w, None, s))
+  conv = lambda s: (lambda x, w: convolution.conv2d(x, w, None, s))
+  deconv = lambda s: (lambda x, w: convolution.conv_transpose2d(x, w, None, s))
   ctx = m + m // 2  # a typical context width of the entropy model's slices
   cases = [
       (f"conv5x5 s2 {3}->{d0} @{size}", conv(2), [(b, size, size, 3), (5, 5, 3, d0)]),
@@ -97,12 +97,12 @@ def layer_cases(model_cfg, batch: int, size: int) -> list:
       (f"conv3x3 {ctx}->{model_cfg.cc_dims[0]} @{s16} (cc head)", conv(1),
        [(b, s16, s16, ctx), (3, 3, ctx, model_cfg.cc_dims[0])]),
       (f"conv1x1 {d0}->{2 * d0} @{s2}", conv(1), [(b, s2, s2, d0), (1, 1, d0, 2 * d0)]),
-      (f"depthwise3x3 {2 * d0} @{s2}", L.depthwise_conv2d,
+      (f"depthwise3x3 {2 * d0} @{s2}", convolution.depthwise_conv2d,
        [(b, s2, s2, 2 * d0), (3, 3, 1, 2 * d0)]),
-      (f"LayerNorm2d {d0} @{s2}", lambda x, w, c: L.layer_norm_2d(x, w, c),
+      (f"LayerNorm2d {d0} @{s2}", lambda x, w, c: activations.layer_norm_2d(x, w, c),
        [(b, s2, s2, d0), (d0,), (d0,)]),
-      (f"SimpleGate {2 * d0} @{s2}", L.simple_gate, [(b, s2, s2, 2 * d0)]),
-      (f"GELU {hyper} @{s16}", L.gelu, [(b, s16, s16, hyper)]),
+      (f"SimpleGate {2 * d0} @{s2}", activations.simple_gate, [(b, s2, s2, 2 * d0)]),
+      (f"GELU {hyper} @{s16}", activations.gelu, [(b, s16, s16, hyper)]),
   ]
   return cases
 
@@ -111,9 +111,9 @@ def naf_block_case(model_cfg, batch: int, size: int):
   """A whole NAF block of the first stage (d0 channels at half resolution)."""
   import jax
   import jax.numpy as jnp
-  from cca_jax import layers as L
+  from cca_jax.model import layers
   d0, s2 = model_cfg.ae_dim[0], size // 2
-  block = L.NAFBlock()
+  block = layers.NAFBlock()
   x = jnp.zeros((batch, s2, s2, d0))
   params = block.init(jax.random.key(0), x)["params"]
   # Non-zero beta/gamma so that both branches carry gradient.
@@ -124,7 +124,7 @@ def naf_block_case(model_cfg, batch: int, size: int):
 def run_layers(args, cfg) -> None:
   import jax
   import jax.numpy as jnp
-  from cca_jax import layers as L
+  from cca_jax.ops import convolution
   rng = np.random.default_rng(0)
   rand = lambda shape: jnp.asarray(rng.normal(size=shape).astype(np.float32) * 0.1)
   print(f"{'layer (fwd+bwd)':40s} {'plain min/med ms':>18s} {'cpu min/med ms':>18s} "
@@ -134,8 +134,8 @@ def run_layers(args, cfg) -> None:
     ct = rand(jax.eval_shape(fn, *inputs).shape)
     grad = lambda *a: jnp.vdot(fn(*a), ct)
     calls, compile_s = {}, {}
-    for form in L.FORMULATIONS:
-      with L.use_formulation(form):  # read when tracing: compile inside the block
+    for form in convolution.FORMULATIONS:
+      with convolution.use_formulation(form):  # read when tracing: compile inside the block
         f, compile_s[form] = _compiled(
             jax.grad(grad, argnums=tuple(range(len(inputs)))), *inputs)
       calls[form] = (lambda f=f: jax.block_until_ready(f(*inputs)))
@@ -144,8 +144,8 @@ def run_layers(args, cfg) -> None:
   x = rand(x.shape)
   ct = rand(x.shape)
   calls, compile_s = {}, {}
-  for form in L.FORMULATIONS:
-    with L.use_formulation(form):
+  for form in convolution.FORMULATIONS:
+    with convolution.use_formulation(form):
       f, compile_s[form] = _compiled(
           jax.grad(lambda p, x: jnp.vdot(block.apply({"params": p}, x), ct),
                    argnums=(0, 1)), params, x)
@@ -197,7 +197,7 @@ def torch_step(cfg, batch: int, size: int, threads: int):
 
 def _torch_worker(conn, config: str, batch: int, size: int, threads: int) -> None:
   """Runs ``torch_step`` whenever asked; answers with its CPU time."""
-  from cca_jax.cli_util import load_config_file
+  from cca_jax.config import load_config_file
   step = torch_step(load_config_file(config), batch, size, threads)
   conn.send("ready")
   while conn.recv():
@@ -230,9 +230,9 @@ class TorchProcess:
 
 def run_model(args, cfg) -> None:
   import jax
-  from cca_jax import layers as L
-  from cca_jax.losses import rd_loss
-  from cca_jax.model import CCAModel, init_params
+  from cca_jax.ops import convolution
+  from cca_jax.model.losses import rd_loss
+  from cca_jax.model.cca import CCAModel, init_params
   model = CCAModel.from_config(cfg.model)
   t = time.perf_counter()
   params = init_params(model, seed=0)
@@ -246,7 +246,7 @@ def run_model(args, cfg) -> None:
 
   calls = {}
   for form in args.formulations.split(","):
-    with L.use_formulation(form):
+    with convolution.use_formulation(form):
       step, seconds = _compiled(jax.grad(loss), params, x, key)
     temp = step.memory_analysis().temp_size_in_bytes / 2**30
     print(f"{form}: compile {seconds:.1f} s, XLA temp buffer {temp:.1f} GiB", flush=True)
@@ -277,7 +277,7 @@ def run_init(args, cfg) -> None:
   ``jax.jit(model.init)`` with an rbg key (trace+lower, compile, run)."""
   import jax
   import jax.numpy as jnp
-  from cca_jax.model import CCAModel, init_params
+  from cca_jax.model.cca import CCAModel, init_params
   model = CCAModel.from_config(cfg.model)
   for attempt in range(2):
     t = time.perf_counter()
@@ -317,7 +317,8 @@ def main(argv=None) -> None:
   p.add_argument("--jit", action="store_true",
                  help="init part: also time jax.jit(model.init) (minutes to compile)")
   args = p.parse_args(argv)
-  from cca_jax.cli_util import fail, load_config_file
+  from cca_jax.config import load_config_file
+  from cca_jax.utils.cli import fail
   try:
     cfg = load_config_file(args.config)
   except ValueError as e:

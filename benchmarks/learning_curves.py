@@ -41,7 +41,7 @@ def _psnr(mse: float) -> float:
 
 def run_jax(config, batches, seed: int, log):
   import jax
-  from cca_jax.model import CCAModel
+  from cca_jax.model.cca import CCAModel
   from cca_jax.train import partitioning
   from cca_jax.train.state import create_train_state
   from cca_jax.train.step import make_train_step
@@ -75,7 +75,7 @@ def run_torch(config, batches, seed: int, log, threads: int):
 
 
 def _config(args):
-  from cca_jax.cli_util import load_config_file
+  from cca_jax.config import load_config_file
   config = load_config_file(args.config)
   config.batch_size, config.patch_size = args.batch, args.patch
   config.learning_rate, config.lmbda = args.lr, args.lmbda
@@ -128,7 +128,7 @@ def main() -> int:
   if args.torch_child:
     return torch_child(args)
 
-  from cca_jax import compilation_cache
+  from cca_jax.utils import compilation_cache
   from cca_jax.train.input_pipeline import train_batches
   compilation_cache.enable()
   config = _config(args)

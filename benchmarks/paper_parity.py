@@ -27,9 +27,9 @@ def main():
   torch.set_num_threads(args.threads)
   import torch_reference as tr
   from cca_jax import convert_torch as ct
-  from cca_jax.cli_util import load_config_file
-  from cca_jax.estimate import estimate_image
-  from cca_jax.image_io import read_image
+  from cca_jax.config import load_config_file
+  from cca_jax.model.inference import estimate_image
+  from cca_jax.utils.image_io import read_image
 
   net = tr.CCARef()
   tr.randomize_(net, seed=1)

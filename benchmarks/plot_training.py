@@ -3,7 +3,8 @@ PSNR and bpp (means over each logging interval) and the validation points, one c
 per workdir; a fine-tuned run (``init_from``) is drawn after its source's last step.
 
   .venv/bin/python benchmarks/plot_training.py workdirs/ship_1.8 workdirs/ship_0.3 \\
-      workdirs/ship_7 workdirs/ship_15 --out docs/figures/training_shipped.png
+      workdirs/ship_7 workdirs/ship_15 workdirs/ship_40 workdirs/ship_150 \\
+      --out docs/figures/training_shipped.png
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _offset(workdir: str, last_steps: dict[str, int]) -> int:
       source = json.load(f).get("init_from") or ""
   except (OSError, ValueError):
     return 0
-  return last_steps.get(os.path.normpath(source), 0)
+  return last_steps.get(os.path.abspath(source), 0) if source else 0
 
 
 def main() -> int:
@@ -68,7 +69,7 @@ def main() -> int:
         ax.plot([off + a for a, _ in ev], [b for _, b in ev], "o-", color=color,
                 label=f"{label} validation")
     steps = [a for a, _ in s.get("train/psnr", [])]
-    last_steps[os.path.normpath(wd)] = off + (steps[-1] if steps else 0)
+    last_steps[os.path.abspath(wd)] = off + (steps[-1] if steps else 0)
   for ax, key in zip(axes, ("PSNR (dB)", "bpp")):
     ax.set_xlabel("step (batch 8 of 128x128)")
     ax.set_ylabel(key)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shipped models (models/*.ccam), as they were made: configs/shipped.py's base
-# model at lambda 1.8, then the other rate points fine-tuned from it, then export
-# (float16 weights: each bundle under 10 MB; benchmarks/float16_cost.py measures it).
+# model at lambda 1.8, then the rate points 0.3, 7 and 15 fine-tuned from it, the low
+# rates 40 (from 15) and 150 (from 40) in turn, then export (float16 weights: each
+# bundle under 10 MB; benchmarks/float16_cost.py measures it).
 # On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
@@ -13,14 +14,19 @@ train() { nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped
   --workdir "workdirs/ship_$1" "${@:2}"; }
 echo "== base, lambda 1.8 $(date)"
 train 1.8
-for l in 0.3 7 15; do
-  echo "== fine-tune lambda $l $(date)"
-  train "$l" --config.init_from=workdirs/ship_1.8 --config.num_steps="$ft_steps" \
+fine_tune() {
+  echo "== fine-tune lambda $1 from workdirs/ship_$2 $(date)"
+  train "$1" --config.init_from="workdirs/ship_$2" --config.num_steps="$ft_steps" \
     --config.learning_rate=5e-4 --config.warmup_steps=0 --config.eval_every="$ft_steps" \
     --config.checkpoint_every=250
+}
+for l in 0.3 7 15; do
+  fine_tune "$l" 1.8
 done
+fine_tune 40 15
+fine_tune 150 40
 echo "== export $(date)"
-for l in 15 7 1.8 0.3; do
+for l in 150 40 15 7 1.8 0.3; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/ship_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done

@@ -23,7 +23,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 def bench_jax(config, steps, warmup):
   import jax
-  from cca_jax.model import CCAModel
+  from cca_jax.model.cca import CCAModel
   from cca_jax.train import partitioning
   from cca_jax.train.state import create_train_state
   from cca_jax.train.step import make_train_step
@@ -120,8 +120,8 @@ def main():
   p.add_argument("--threads", type=int, default=2, help="PyTorch threads")
   p.add_argument("--json", help="write the results here")
   args = p.parse_args()
-  from cca_jax import compilation_cache
-  from cca_jax.cli_util import load_config_file
+  from cca_jax.utils import compilation_cache
+  from cca_jax.config import load_config_file
   compilation_cache.enable()
   config = load_config_file(args.config)
   if args.batch:

@@ -45,9 +45,10 @@ _COMMANDS = {
     "decompress": "decompress a .cca stream into a PNG",
     "info": "describe a .cca stream (no model needed)",
     "models": "list the models the codec finds (shipped, user, $CCA_JAX_MODEL)",
-    "export": "write a model bundle from weights or a training workdir",
+    "train": "train a model (python -m cca_jax.train): --config F.py --workdir W",
+    "export": "write a model bundle from a training workdir",
     "summary": "parameter counts and channel groups of a config",
-    "convert-torch": "import an official PyTorch checkpoint",
+    "convert-torch": "import an official PyTorch checkpoint (bundle or workdir)",
     "evaluate": "RD evaluation of models and classical codecs (results JSON)",
     "report": "RD plots, BD-rate tables and a markdown report from results",
     "compare": "the shipped models against JPEG/WebP/AVIF on Kodak: table, plot, crop",
@@ -87,7 +88,7 @@ def _write_bytes(path: str, data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
     return
-  from cca_jax.atomic import atomic_write_bytes
+  from cca_jax.utils.files import atomic_write_bytes
   atomic_write_bytes(path, data)
 
 
@@ -137,11 +138,11 @@ def _quality(text: str) -> int:
 
 def _enable_compilation_cache() -> None:
   """jax's persistent compilation cache for the codec commands
-  (``cca_jax.compilation_cache``: ``$CCA_JAX_CACHE_DIR``, else ``~/.cache/cca_jax/jax``;
+  (``cca_jax.utils.compilation_cache``: ``$CCA_JAX_CACHE_DIR``, else ``~/.cache/cca_jax/jax``;
   empty turns it off). A cached executable is the same program: results do not
-  change. Also the codec's XLA:CPU setting (``cli_util.use_codec_xla_flags``)."""
-  from cca_jax import compilation_cache
-  from cca_jax.cli_util import use_codec_xla_flags
+  change. Also the codec's XLA:CPU setting (``utils.cli.use_codec_xla_flags``)."""
+  from cca_jax.utils import compilation_cache
+  from cca_jax.utils.cli import use_codec_xla_flags
   use_codec_xla_flags()
   compilation_cache.enable()
 
@@ -180,7 +181,7 @@ def _compress(argv) -> int:
   _enable_compilation_cache()
 
   from cca_jax.codec import encode, load_bundle
-  from cca_jax.image_io import read_image
+  from cca_jax.utils.image_io import read_image
   source = _StdinBytes(sys.stdin.buffer.read()) if args.input == "-" else args.input
   x, notes = read_image(source)
   bundle = load_bundle(_encoder_model(args.model, args.quality))
@@ -216,7 +217,7 @@ def _decompress(argv) -> int:
   header = parse_header(data)
   bundle = load_bundle(_decoder_model(args.model, header.model_id))
   dec = decode(bundle, data)
-  from cca_jax.image_io import png_bytes
+  from cca_jax.utils.image_io import png_bytes
   _write_bytes(args.output, png_bytes(dec.image))
   if not args.quiet:
     print(f"{args.input} -> {args.output}: {header.width}x{header.height}",
@@ -231,7 +232,7 @@ def _info(argv) -> int:
   args = p.parse_args(argv)
 
   from cca_jax.codec.format import parse
-  from cca_jax.model import DOWNSAMPLING
+  from cca_jax.model.cca import DOWNSAMPLING
   data = _read_bytes(args.input)
   h, _, _ = parse(data, DOWNSAMPLING)
   npix = h.height * h.width
@@ -317,9 +318,9 @@ _CODEC_COMMANDS = {"compress": _compress, "decompress": _decompress, "info": _in
 
 
 def _run_codec_command(cmd: str, argv) -> int:
-  from cca_jax.cli_util import fail
+  from cca_jax.utils.cli import fail
   from cca_jax.codec.errors import CodecError
-  from cca_jax.image_io import ImageError
+  from cca_jax.utils.image_io import ImageError
   try:
     return _CODEC_COMMANDS[cmd](argv)
   except SystemExit as e:  # argparse: --help (0) or a usage error (2, already printed)
@@ -338,6 +339,15 @@ def _run_codec_command(cmd: str, argv) -> int:
     return fail(f"internal error ({e.__class__.__name__}: {e}); please report it")
 
 
+def _run_absl(module, prog: str, argv: list) -> int:
+  """Run an absl tool's ``main`` (``--help`` lists its flags)."""
+  from absl import app, flags
+  for flag in flags.FLAGS.get_key_flags_for_module(module):  # shown by --help
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(module.main, argv=[prog] + argv)
+  return 0
+
+
 def main(argv=None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help"):
@@ -346,14 +356,16 @@ def main(argv=None) -> int:
   cmd, rest = argv[0], argv[1:]
   if cmd in _CODEC_COMMANDS:
     return _run_codec_command(cmd, rest)
+  if cmd == "train":
+    import importlib
+    train_main = importlib.import_module("cca_jax.train.__main__")
+    return _run_absl(train_main, "cca-jax train", rest)
   if cmd == "export":
     from cca_jax import export
     return export.main(rest)
   if cmd == "summary":
-    from absl import app
     from cca_jax import summary
-    app.run(summary.main, argv=["cca-jax summary"] + rest)
-    return 0
+    return _run_absl(summary, "cca-jax summary", rest)
   if cmd == "convert-torch":
     from cca_jax import convert_torch
     return convert_torch.main(rest)

@@ -2,6 +2,8 @@
 
 Experiment files in ``configs/`` start from ``base_config()`` and override what they
 change; any field can be overridden on the command line (``--config.lmbda=0.85``).
+Config files are loaded one way: ml_collections' ``config_flags`` (the tools'
+``--config`` flag, and ``load_config_file`` for code).
 
 Naming: ``lmbda`` is **the paper's lambda** (the rate weight, the official code's
 ``--beta``), one of 0.3, 0.85, 1.8, 3.5, 7, 15 for the published models.
@@ -10,6 +12,8 @@ objective is ``distortion_weight * 255^2 * MSE + lmbda * bpp + alpha * cca + aux
 """
 
 from __future__ import annotations
+
+import os
 
 import ml_collections
 
@@ -38,7 +42,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
 
 def model_config_dict(model_cfg) -> dict:
   """A model config (``ConfigDict`` or mapping) as plain JSON types (tuples as lists,
-  keys sorted), as the weights directory and the model bundle store it."""
+  keys sorted), as the model bundle stores it."""
   import json
   cfg = model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else dict(model_cfg)
   cfg = {str(k): list(v) if isinstance(v, (tuple, list)) else v for k, v in cfg.items()}
@@ -123,3 +127,26 @@ def parse_config_arg(arg: str | None) -> dict:
         raise ValueError(f"config argument {part!r}: expected a lambda (e.g. 0.85) "
                          "or a metric (mse, ms-ssim)") from None
   return out
+
+
+def load_config_file(spec: str, overrides=()) -> ml_collections.ConfigDict:
+  """Load ``path/to/config.py[:arg]`` (its ``get_config(arg)``) as the tools'
+  ``--config`` flag does, with ``overrides`` such as ``"--config.lmbda=7"``; errors
+  are ``ValueError``s with a one-line message."""
+  from absl import flags
+  from ml_collections import config_flags
+  path = spec.partition(":")[0]
+  if not os.path.isfile(path):
+    raise ValueError(f"config file {path!r} not found")
+  argv = ["load_config_file", f"--config={spec}", *overrides]
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "config file", flag_values=fv,
+                                  lock_config=False, sys_argv=argv)
+  try:
+    fv(argv)
+    config = fv.config
+    config.get("model")  # a load failure config_flags deferred is raised here
+  except (flags.Error, OSError, AttributeError, KeyError) as e:
+    # an unknown --config.field, a file without get_config(), a failed load
+    raise ValueError(f"{spec}: {e}") from None
+  return config

@@ -3,12 +3,11 @@
   .venv/bin/python -m cca_jax.export --workdir DIR --out MODEL.ccam [--weights float16]
       [--no-register]
 
-``DIR`` is either a weights directory (``params.msgpack`` + ``model.json``, written by
-``cca_jax.weights``, e.g. by ``convert_torch`` from the official checkpoints) or a
-training workdir (its latest complete checkpoint, via
-``cca_jax.train.checkpointing.load_latest_params``). The bundle holds the inference
-weights (the auxiliary entropy model is dropped), the model config, the coding tables
-built from the weights (``cca_jax.entropy.tables.build_tables``) and a content hash;
+``DIR`` is a training workdir (its latest complete checkpoint, via
+``cca_jax.train.checkpointing.load_latest_params``; ``convert_torch`` writes one for
+official checkpoints). The bundle holds the inference weights (the auxiliary entropy
+model is dropped), the model config, the coding tables built from the weights
+(``cca_jax.model.entropy.tables.build_tables``) and a content hash;
 ``cca_jax.codec.bundle`` documents the file. Exporting the same weights twice gives
 byte-identical files when the provenance (``meta``) is the same. ``--weights float16``
 stores the weights in float16 (half the file; the model becomes the rounded one, the
@@ -26,23 +25,16 @@ import json
 import os
 import sys
 
-from cca_jax.weights import MODEL_FILE, PARAMS_FILE
-
 
 def load_source(workdir: str):
-  """``(model_config, params, meta)`` from a weights directory or a training workdir."""
+  """``(model_config, params, meta)`` of a training workdir's latest checkpoint."""
   if not os.path.isdir(workdir):
     raise ValueError(f"{workdir}: no such directory")
-  if (os.path.isfile(os.path.join(workdir, MODEL_FILE))
-      and os.path.isfile(os.path.join(workdir, PARAMS_FILE))):
-    from cca_jax.weights import load_weights
-    model_cfg, params = load_weights(workdir)
-    return model_cfg, params, {"source": "weights", "path": workdir}
   try:
     from cca_jax.train.checkpointing import load_latest_params
   except ImportError:
-    raise ValueError(f"{workdir}: not a weights directory (no {MODEL_FILE} and "
-                     f"{PARAMS_FILE}), and training support is not installed") from None
+    raise ValueError(f"{workdir}: reading training workdirs needs the training "
+                     "dependencies (orbax-checkpoint)") from None
   model_cfg, params, step = load_latest_params(workdir)
   meta = {"source": "workdir", "path": workdir, "step": int(step)}
   try:
@@ -56,12 +48,46 @@ def load_source(workdir: str):
 
 def export(workdir: str, out: str, weights_dtype: str = "float32"):
   """Build the bundle of ``workdir`` and write it to ``out``; returns the bundle."""
-  from cca_jax.codec.bundle import make_bundle, save_bundle
   model_cfg, params, meta = load_source(workdir)
+  return save_new_bundle(model_cfg, params, meta, out, weights_dtype)
+
+
+def save_new_bundle(model_cfg, params, meta: dict, out: str, weights_dtype: str):
+  """Build the bundle of ``params`` and write it to ``out`` (folders created)."""
+  from cca_jax.codec.bundle import make_bundle, save_bundle
   bundle = make_bundle(model_cfg, params, meta, weights_dtype=weights_dtype)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   save_bundle(bundle, out)
   return bundle
+
+
+def write_bundle(model_cfg, params, meta: dict, out: str, weights_dtype: str,
+                 register: bool = True) -> int:
+  """The tools' bundle output (``export``, ``convert_torch``): write ``out``, say what
+  it holds, register it unless told not to. Returns an exit code."""
+  from cca_jax.codec.errors import CodecError
+  from cca_jax.utils.cli import fail
+  if os.path.isdir(out):
+    return fail(f"{out}: is a directory; --out names the bundle file")
+  try:
+    bundle = save_new_bundle(model_cfg, params, meta, out, weights_dtype)
+  except (CodecError, ValueError) as e:
+    return fail(e)
+  except OSError as e:
+    return fail(f"cannot write {out}: {e.strerror or e}")
+  import jax
+  n = sum(int(a.size) for a in jax.tree.leaves(bundle.params))
+  print(f"wrote {out}: {n:,} parameters, {bundle.tables.z.num_tables} z tables, "
+        f"{bundle.tables.y.num_tables} y tables; model id {bundle.model_id.hex()} "
+        f"(sha256 {bundle.sha256})")
+  if register:
+    from cca_jax.codec.registry import register as register_bundle
+    try:
+      print(f"registered as {register_bundle(out)} (cca-jax models lists it)")
+    except (OSError, CodecError) as e:
+      print(f"warning: not registered in the per-user model directory: {e}",
+            file=sys.stderr)
+  return 0
 
 
 def main(argv=None) -> int:
@@ -70,9 +96,7 @@ def main(argv=None) -> int:
       prog="python -m cca_jax.export",
       description="Write a model bundle (inference weights, config, coding tables, "
                   "content hash) for cca-jax compress / decompress.")
-  parser.add_argument("--workdir", required=True,
-                      help="weights directory (params.msgpack + model.json) or "
-                           "training workdir")
+  parser.add_argument("--workdir", required=True, help="training workdir")
   parser.add_argument("--out", required=True, help="output bundle, e.g. model.ccam")
   parser.add_argument("--weights", choices=("float32", "float16"), default="float32",
                       help="how the weights are stored (float16: half the file)")
@@ -80,36 +104,13 @@ def main(argv=None) -> int:
                       help="do not copy the bundle into the per-user model directory")
   args = parser.parse_args(argv)
 
-  from cca_jax.cli_util import fail
-  from cca_jax.codec.errors import CodecError
-  if os.path.isdir(args.out):
-    return fail(f"{args.out}: is a directory; --out names the bundle file")
+  from cca_jax.utils.cli import fail
   try:
-    bundle = export(args.workdir, args.out, args.weights)
-  except (CodecError, ValueError) as e:
+    model_cfg, params, meta = load_source(args.workdir)
+  except ValueError as e:
     return fail(e)
-  except OSError as e:
-    return fail(f"cannot write {args.out}: {e.strerror or e}")
-  n = sum(int(a.size) for a in _leaves(bundle.params))
-  print(f"wrote {args.out}: {n:,} parameters, {bundle.tables.z.num_tables} z tables, "
-        f"{bundle.tables.y.num_tables} y tables; model id {bundle.model_id.hex()} "
-        f"(sha256 {bundle.sha256})")
-  if not args.no_register:
-    from cca_jax.codec.registry import register
-    try:
-      print(f"registered as {register(args.out)} (cca-jax models lists it)")
-    except (OSError, CodecError) as e:
-      print(f"warning: not registered in the per-user model directory: {e}",
-            file=sys.stderr)
-  return 0
-
-
-def _leaves(tree):
-  if isinstance(tree, dict):
-    for v in tree.values():
-      yield from _leaves(v)
-  else:
-    yield tree
+  return write_bundle(model_cfg, params, meta, args.out, args.weights,
+                      register=not args.no_register)
 
 
 if __name__ == "__main__":

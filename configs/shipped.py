@@ -11,7 +11,8 @@ after its milestone. Validation monitors a training subfolder (Kodak stays for t
 final evaluation only).
 
 The rate points: lambda (the rate weight) 15, 7, 1.8 and 0.3, four of the paper's six
-values. Once the auxiliary model saturates (``R_cca/elt`` 29.9 in the log, as in the
+values, and 40 and 150 beyond its largest (15) for the low rates (each fine-tuned from
+the next higher rate: 40 from 15, 150 from 40). Once the auxiliary model saturates (``R_cca/elt`` 29.9 in the log, as in the
 official code) the CCA term adds alpha = 1 to the y-rate weight only, so the objective
 weighs the y rate by lambda + 1 and the z rate by lambda: below the paper's smallest
 lambda (0.3) the hyperprior becomes nearly free in the loss and takes bits without
@@ -23,12 +24,15 @@ paying for them (tried: lambda 0.05, 700 steps: z grew from 0.0005 to 0.11 bpp f
   .venv/bin/python -m cca_jax.train --config configs/shipped.py:7 \\
       --workdir workdirs/ship_7 --config.init_from=workdirs/ship_1.8 \\
       --config.num_steps=1000 --config.learning_rate=5e-4 --config.warmup_steps=0
+  .venv/bin/python -m cca_jax.train --config configs/shipped.py:40 \\
+      --workdir workdirs/ship_40 --config.init_from=workdirs/ship_15 \\
+      --config.num_steps=1000 --config.learning_rate=5e-4 --config.warmup_steps=0
   bash benchmarks/train_shipped.sh      # all of it, as the shipped models were made
 """
 
 import os
 
-from cca_jax.cli_util import load_config_file
+from cca_jax.config import load_config_file
 from cca_jax.config import parse_config_arg
 
 

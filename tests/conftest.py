@@ -1,6 +1,8 @@
 """Shared fixtures: small configs, the tiny model, optional torch."""
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -19,14 +21,15 @@ os.environ.setdefault("CCA_JAX_CACHE_DIR",
 # The per-user model directory (where export registers bundles) of the session is a
 # temporary one: tests never write into the user's home.
 os.environ["CCA_JAX_HOME"] = tempfile.mkdtemp(prefix="cca_jax_test_home_")
+atexit.register(shutil.rmtree, os.environ["CCA_JAX_HOME"], ignore_errors=True)
 os.environ.pop("CCA_JAX_MODEL", None)
-from cca_jax import compilation_cache  # noqa: E402
+from cca_jax.utils import compilation_cache  # noqa: E402
 compilation_cache.enable()
 KODAK = os.path.join(SHARED_DATA, "kodak")
 
 
 def load_config(name, arg=None):
-  from cca_jax.cli_util import load_config_file
+  from cca_jax.config import load_config_file
   spec = os.path.join(ROOT, "configs", f"{name}.py") + (f":{arg}" if arg else "")
   return load_config_file(spec)
 
@@ -45,14 +48,23 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_config):
-  from cca_jax.model import CCAModel
+  from cca_jax.model.cca import CCAModel
   return CCAModel.from_config(tiny_config.model)
 
 
 @pytest.fixture(scope="session")
 def tiny_params(tiny_model):
-  from cca_jax.model import init_params
+  from cca_jax.model.cca import init_params
   return init_params(tiny_model, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tiny_config, tiny_params, tmp_path_factory):
+  """A training workdir at step 0 holding ``tiny_params`` (as convert_torch writes)."""
+  from cca_jax.train.checkpointing import start_workdir
+  d = str(tmp_path_factory.mktemp("workdir"))
+  start_workdir(d, tiny_config, tiny_params)
+  return d
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cca_jax.codec.steps import analysis as _analysis
+from cca_jax.codec.programs import analysis as _analysis
 
 
 def _scale_layer(layer: dict, gain: float, shift: float = 0.0) -> None:

@@ -1,8 +1,8 @@
-"""One-line errors of the command-line tools (cca_jax.cli_util)."""
+"""One-line errors of the command-line tools (cca_jax.utils.cli)."""
 
 import os
 
-from cca_jax.cli_util import fail, fail_with, one_line
+from cca_jax.utils.cli import fail, fail_with, one_line
 
 
 def test_one_line_picks_the_informative_line():
@@ -25,7 +25,7 @@ def test_fail_and_fail_with(capsys):
 def test_codec_xla_flags_are_added_before_jax_starts_and_a_users_win():
   import subprocess
   import sys
-  code = ("import os; from cca_jax.cli_util import use_codec_xla_flags; "
+  code = ("import os; from cca_jax.utils.cli import use_codec_xla_flags; "
           "use_codec_xla_flags(); print(os.environ.get('XLA_FLAGS', ''))")
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   for given, want in (("", "--xla_cpu_experimental_ynn_fusion_type=individual_dot,"

@@ -10,11 +10,11 @@ import pytest
 
 from cca_jax.codec import (CodecError, compress, decode, decompress, encode, load_bundle,
                            make_bundle)
-from cca_jax.codec.codec import MAX_PIXELS, check_multiple
+from cca_jax.codec.image_codec import MAX_PIXELS, check_multiple
 from cca_jax.codec.coder import SYMBOL_LIMIT
 from cca_jax.codec import format as fmt
 from tests.fuzz_streams import reseal
-from cca_jax.padding import padding_for
+from cca_jax.ops.padding import padding_for
 from tests.codec_helpers import synthetic_image, tiny_bundles
 from tests.conftest import KODAK
 
@@ -115,7 +115,7 @@ def test_far_out_of_range_latents_round_trip(tiny_config, bundles):
   far = make_bundle(tiny_config.model, params)
   enc = encode(far, synthetic_image(100, 120), reconstruct=True)
   _assert_same_decode(far, enc)
-  y = np.asarray(far.steps.analysis(far.device_params, jnp.asarray(
+  y = np.asarray(far.programs.analysis(far.device_params, jnp.asarray(
       np.pad(synthetic_image(100, 120).astype(np.float32) / 255, ((14, 14), (4, 4), (0, 0)))
       [None]))[0])
   assert np.abs(enc.y_hat[..., 0] - y[..., 0]).max() <= 1.0 + 1e-3  # coded, not lost
@@ -171,8 +171,8 @@ def test_weights_that_do_not_fit_are_refused(tiny_config, bundles):
 def test_real_bits_match_the_estimate_on_a_kodak_image(tiny_config, bundles):
   """With scales that match the residuals (the ``calibrated`` random model), the
   coded size of a 768x512 image is within 1% of the likelihood estimate."""
-  from cca_jax.estimate import estimate_image
-  from cca_jax.image_io import read_image
+  from cca_jax.model.inference import estimate_image
+  from cca_jax.utils.image_io import read_image
   b = bundles["calibrated"]
   x, _ = read_image(os.path.join(KODAK, "kodim01.png"))
   enc = encode(b, x)

@@ -11,8 +11,8 @@ from cca_jax.codec import format as fmt
 from cca_jax.codec.coder import (SYMBOL_LIMIT, TableModels, coder_from_bytes,
                                  coder_to_bytes, new_coder, pop_symbols, push_symbols)
 from cca_jax.codec.errors import CodecError
-from cca_jax.entropy.gaussian import gaussian_likelihood
-from cca_jax.entropy.tables import (CodingTables, coding_scale_table, gaussian_tables,
+from cca_jax.model.entropy.gaussian import gaussian_likelihood
+from cca_jax.model.entropy.tables import (CodingTables, coding_scale_table, gaussian_tables,
                                     quantize_cdf)
 
 

@@ -18,7 +18,7 @@ IMAGES = sorted(glob.glob(os.path.join(KODAK, "kodim*.png")))
 @pytest.mark.skipif(len(IMAGES) != 24, reason="the 24 Kodak images are not available")
 @pytest.mark.slow
 def test_every_kodak_image_round_trips_exactly(tiny_config, tiny_params):
-  from cca_jax.image_io import read_image
+  from cca_jax.utils.image_io import read_image
   bundle = tiny_bundles(tiny_config, tiny_params)["lively"]
   t0 = time.perf_counter()
   sizes = []

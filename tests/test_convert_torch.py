@@ -8,10 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
 
 from conftest import KODAK, ROOT, load_config
 from cca_jax import convert_torch as ct
-from cca_jax.model import CCAModel, param_shapes
+from cca_jax.model import torch_checkpoint as tc
+from cca_jax.model.cca import CCAModel, param_shapes
 
 TSV = os.path.join(ROOT, "..", "shared", "docs", "official_state_dict.tsv")
 
@@ -29,7 +31,7 @@ def _tsv_rows():
 
 
 def _flat_shapes(tree):
-  return {p: tuple(v.shape) for p, v in ct._flatten(tree)}
+  return {p: tuple(v.shape) for p, v in traverse_util.flatten_dict(tree).items()}
 
 
 def test_official_names_cover_the_paper_model_exactly():
@@ -42,16 +44,16 @@ def test_official_names_cover_the_paper_model_exactly():
   seen = set()
   for name, dims, _, _ in rows:
     fake = np.zeros(dims, np.float32)
-    path = ct.torch_to_flax_path(name)
+    path = tc.torch_to_flax_path(name)
     if path not in expected and path[-1] == "weight":
       path = path[:-1] + ("kernel",)
     assert path in expected, name
-    assert ct._to_flax_layout(name, fake).shape == expected[path], name
-    assert ct.flax_to_torch_name(path) == name
+    assert tc._to_flax_layout(name, fake).shape == expected[path], name
+    assert tc.flax_to_torch_name(path) == name
     seen.add(path)
   assert seen == set(expected)
   buffers = [r[0] for r in _tsv_rows() if r[2] == "buffer"]
-  assert buffers and all(ct.is_buffer(b) for b in buffers)
+  assert buffers and all(tc.is_buffer(b) for b in buffers)
 
 
 # ---------------------------------------------------------------------------
@@ -72,7 +74,7 @@ def ref(torch_single_thread):
   net.eval()
   sd = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
   model = CCAModel.from_config(cfg)
-  params = ct.torch_to_flax(sd, param_shapes(model))
+  params = tc.torch_to_flax(sd, param_shapes(model))
   return torch, tr, net, sd, cfg, model, params
 
 
@@ -105,12 +107,12 @@ def _close(a, b, rtol=1e-4, atol=1e-4, frac=0.0):
 
 def test_roundtrip_state_dict(ref):
   _, _, _, sd, _, _, params = ref
-  back = ct.flax_to_torch(params)
+  back = tc.flax_to_torch(params)
   for k, v in sd.items():
-    if ct.is_buffer(k):
+    if tc.is_buffer(k):
       continue
     np.testing.assert_array_equal(back[k], v, err_msg=k)
-  assert set(back) == {k for k in sd if not ct.is_buffer(k)}
+  assert set(back) == {k for k in sd if not tc.is_buffer(k)}
 
 
 def test_eval_forward_matches_reference(ref):
@@ -137,8 +139,8 @@ def test_eval_forward_matches_reference(ref):
 def test_training_forward_and_loss_match_reference(ref):
   """Same weights, same injected noise: every loss term matches the reference."""
   torch, tr, net, _, cfg, model, params = ref
-  from cca_jax.entropy.context import split_slices
-  from cca_jax.losses import rd_loss
+  from cca_jax.model.entropy.context import split_slices
+  from cca_jax.model.losses import rd_loss
   x = _image()[None]
   sizes = model.sizes
   rng = np.random.default_rng(7)
@@ -184,9 +186,9 @@ def test_cli_converts_and_estimates_like_the_official_eval(ref, tmp_path, capsys
   img_path = str(tmp_path / "img.png")
   Image.fromarray(np.round(img * 255).astype(np.uint8)).save(img_path)
   x8 = np.asarray(Image.open(img_path), np.float32) / 255.0
-  out_dir = str(tmp_path / "weights")
-  rc = ct.main([ckpt, "--config", os.path.join(ROOT, "configs", "tiny.py"),
-                "--out", out_dir, "--image", img_path])
+  out_dir = str(tmp_path / "workdir")
+  tiny = os.path.join(ROOT, "configs", "tiny.py")
+  rc = ct.main([ckpt, "--config", tiny, "--out", out_dir, "--image", img_path])
   assert rc == 0
   text = capsys.readouterr().out
   m = re.search(r"bpp_est=([0-9.]+) psnr=([0-9.]+)", text)
@@ -204,12 +206,22 @@ def test_cli_converts_and_estimates_like_the_official_eval(ref, tmp_path, capsys
   psnr = float(-10 * torch.log10(((x_hat - xt) ** 2).mean()))
   assert float(m.group(1)) == pytest.approx(bpp, rel=1e-3)
   assert float(m.group(2)) == pytest.approx(psnr, abs=0.01)
-  # The weights directory loads back to the same parameters.
-  from cca_jax.weights import load_weights
-  cfg, params = load_weights(out_dir)
-  assert cfg.aux_model is True
+  # The training workdir (step 0) loads back to the same parameters, aux model included.
+  from cca_jax.train.checkpointing import load_latest_params
+  cfg, params, step = load_latest_params(out_dir)
+  assert cfg["aux_model"] is True and step == 0 and "aux_entropymodel" in params
   np.testing.assert_array_equal(
       params["g_a"]["down_0"]["kernel"], sd["g_a.down.0.weight"].transpose(2, 3, 1, 0))
+  assert ct.main([ckpt, "--config", tiny, "--out", out_dir]) == 1  # not a new directory
+  assert "not an empty folder" in capsys.readouterr().err
+  # A bundle: the inference model of the same weights.
+  from cca_jax.codec import load_bundle
+  out = str(tmp_path / "official.ccam")
+  assert ct.main([ckpt, "--config", tiny, "--out", out, "--no-register"]) == 0
+  b = load_bundle(out)
+  assert b.meta == {"source": ckpt} and "aux_entropymodel" not in b.params
+  np.testing.assert_array_equal(
+      b.params["g_a"]["down_0"]["kernel"], sd["g_a.down.0.weight"].transpose(2, 3, 1, 0))
 
 
 def test_bare_state_dict_without_aux(ref, tmp_path):
@@ -226,17 +238,17 @@ def test_mismatches_name_the_tensor(ref):
   shapes = param_shapes(model)
   bad = dict(sd)
   bad["h_a.2.weight"] = np.zeros((1, 2, 3, 3), np.float32)
-  with pytest.raises(ct.ConversionError, match=r"h_a\.2\.weight"):
-    ct.torch_to_flax(bad, shapes)
+  with pytest.raises(tc.ConversionError, match=r"h_a\.2\.weight"):
+    tc.torch_to_flax(bad, shapes)
   missing = {k: v for k, v in sd.items() if k != "g_s.up.1.bias"}
-  with pytest.raises(ct.ConversionError, match=r"g_s\.up\.1\.bias"):
-    ct.torch_to_flax(missing, shapes)
+  with pytest.raises(tc.ConversionError, match=r"g_s\.up\.1\.bias"):
+    tc.torch_to_flax(missing, shapes)
   extra = dict(sd, **{"g_a.extra.0.weight": np.zeros((1,), np.float32)})
-  with pytest.raises(ct.ConversionError, match=r"g_a\.extra\.0\.weight"):
-    ct.torch_to_flax(extra, shapes)
+  with pytest.raises(tc.ConversionError, match=r"g_a\.extra\.0\.weight"):
+    tc.torch_to_flax(extra, shapes)
   paper = CCAModel.from_config(load_config("paper").model)
-  with pytest.raises(ct.ConversionError, match="does not fit"):
-    ct.torch_to_flax(sd, param_shapes(paper))
+  with pytest.raises(tc.ConversionError, match="does not fit"):
+    tc.torch_to_flax(sd, param_shapes(paper))
 
 
 def test_cli_rejects_garbage(tmp_path, capsys):

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cca_jax.entropy.bottleneck import EntropyBottleneck
-from cca_jax.entropy.gaussian import gaussian_likelihood, scale_table
-from cca_jax.entropy.slices import slice_sizes
-from cca_jax.ops import lower_bound, quantize, ste_round
+from cca_jax.model.entropy.bottleneck import EntropyBottleneck
+from cca_jax.model.entropy.gaussian import gaussian_likelihood, scale_table
+from cca_jax.model.entropy.slices import slice_sizes
+from cca_jax.ops.quantization import lower_bound, quantize, ste_round
 
 
 def test_lower_bound_gradient_rule():

@@ -3,8 +3,6 @@ content hash; reproducible bytes; verification on load; workdir sources."""
 
 import io
 import json
-import sys
-import types
 import zipfile
 
 import numpy as np
@@ -14,22 +12,14 @@ from cca_jax import export
 from cca_jax.codec import (CodecError, find_bundle, load_bundle, make_bundle,
                            read_manifest)
 from cca_jax.codec.bundle import MANIFEST, bundle_bytes
-from cca_jax.entropy.tables import build_tables
-from cca_jax.estimate import inference_params
-from cca_jax.weights import save_weights
+from cca_jax.model.entropy.tables import build_tables
+from cca_jax.model.inference import inference_params
 
 
-@pytest.fixture(scope="module")
-def weights_dir(tiny_config, tiny_params, tmp_path_factory):
-  d = tmp_path_factory.mktemp("weights")
-  save_weights(str(d), tiny_params, tiny_config.model, {"source": "test"})
-  return str(d)
-
-
-def test_export_a_weights_directory(weights_dir, tiny_config, tiny_params, tmp_path,
-                                    capsys):
+def test_export_a_training_workdir(tiny_workdir, tiny_config, tiny_params, tmp_path,
+                                   capsys):
   out = tmp_path / "m.ccam"
-  assert export.main(["--workdir", weights_dir, "--out", str(out)]) == 0
+  assert export.main(["--workdir", tiny_workdir, "--out", str(out)]) == 0
   b = load_bundle(str(out))
   assert "aux_entropymodel" in tiny_params and "aux_entropymodel" not in b.params
   assert b.config["aux_model"] is False and b.config["M"] == tiny_config.model.M
@@ -37,19 +27,20 @@ def test_export_a_weights_directory(weights_dir, tiny_config, tiny_params, tmp_p
   np.testing.assert_array_equal(b.tables.z.cdf, expected.z.cdf)
   np.testing.assert_array_equal(b.tables.y.cdf, expected.y.cdf)
   assert b.sha256 == make_bundle(tiny_config.model, tiny_params).sha256
-  assert b.meta["source"] == "weights"
+  assert b.meta == {"source": "workdir", "path": tiny_workdir, "step": 0,
+                    "lmbda": tiny_config.lmbda, "metric": tiny_config.metric}
   msg = capsys.readouterr().out
   assert b.model_id.hex() in msg and b.sha256 in msg
   manifest = read_manifest(str(out))
   assert manifest["sha256"] == b.sha256 and manifest["tables"]["scale_table"]["levels"] == 64
   # Reproducible: the same weights give the same bytes.
   out2 = tmp_path / "m2.ccam"
-  assert export.main(["--workdir", weights_dir, "--out", str(out2)]) == 0
+  assert export.main(["--workdir", tiny_workdir, "--out", str(out2)]) == 0
   assert out.read_bytes() == out2.read_bytes()
   # The same through the console script's sub-command.
   from cca_jax import cli
   out3 = tmp_path / "m3.ccam"
-  assert cli.main(["export", "--workdir", weights_dir, "--out", str(out3)]) == 0
+  assert cli.main(["export", "--workdir", tiny_workdir, "--out", str(out3)]) == 0
   assert out3.read_bytes() == out.read_bytes()
   # Members and their names.
   with zipfile.ZipFile(out) as zf:
@@ -58,36 +49,11 @@ def test_export_a_weights_directory(weights_dir, tiny_config, tiny_params, tmp_p
   assert manifest["version"] == 2 and manifest["entropy_parameters"] == "integer"
 
 
-def test_export_a_training_workdir(tiny_config, tiny_params, tmp_path, monkeypatch):
-  """A directory without weights files goes through
-  ``cca_jax.train.checkpointing.load_latest_params`` (faked here)."""
-  calls = []
-
-  def load_latest_params(workdir):
-    calls.append(workdir)
-    return tiny_config.model.to_dict(), tiny_params, 1234
-
-  fake = types.ModuleType("cca_jax.train.checkpointing")
-  fake.load_latest_params = load_latest_params
-  monkeypatch.setitem(sys.modules, "cca_jax.train.checkpointing", fake)
-  out = tmp_path / "w.ccam"
-  b = export.export(str(tmp_path), str(out))
-  assert calls == [str(tmp_path)]
-  assert b.meta == {"source": "workdir", "path": str(tmp_path), "step": 1234}
-  assert load_bundle(str(out)).sha256 == b.sha256
-
-
-def test_export_errors(weights_dir, tmp_path, capsys, monkeypatch):
-  def refuse(workdir):
-    raise ValueError(f"{workdir} is not a training workdir (no config.json)")
-
-  fake = types.ModuleType("cca_jax.train.checkpointing")
-  fake.load_latest_params = refuse
-  monkeypatch.setitem(sys.modules, "cca_jax.train.checkpointing", fake)
+def test_export_errors(tiny_workdir, tmp_path, capsys):
   cases = [
       (["--workdir", str(tmp_path / "missing"), "--out", str(tmp_path / "a")], "no such"),
       (["--workdir", str(tmp_path), "--out", str(tmp_path / "a")], "not a training"),
-      (["--workdir", weights_dir, "--out", str(tmp_path)], "is a directory"),
+      (["--workdir", tiny_workdir, "--out", str(tmp_path)], "is a directory"),
   ]
   for argv, message in cases:
     assert export.main(argv) == 1
@@ -99,9 +65,10 @@ def test_export_errors(weights_dir, tmp_path, capsys, monkeypatch):
 
 
 def test_weights_of_another_config_are_refused(tiny_params, tmp_path, capsys):
+  from cca_jax.train.checkpointing import start_workdir
   from tests.conftest import load_config
   d = tmp_path / "w"
-  save_weights(str(d), tiny_params, load_config("cpu").model)
+  start_workdir(str(d), load_config("cpu"), tiny_params)
   assert export.main(["--workdir", str(d), "--out", str(tmp_path / "o.ccam")]) == 1
   assert "the config needs" in capsys.readouterr().err
 

@@ -1,4 +1,4 @@
-"""The integer entropy parameters (cca_jax/entropy/integer.py, bundle version 2): exact
+"""The integer entropy parameters (cca_jax/model/entropy/integer.py, bundle version 2): exact
 operations, closeness to the float networks, the proof that the compiled functions hold
 only exact arithmetic, and round trips under another instruction set and thread count."""
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from cca_jax.codec import encode, load_bundle
-from cca_jax.entropy import integer
-from cca_jax.layers import gelu, layer_norm_2d
+from cca_jax.model.entropy import integer
+from cca_jax.ops.activations import gelu, layer_norm_2d
 from tests.codec_helpers import synthetic_image, tiny_bundles
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,8 +114,8 @@ def test_integer_path_is_close_to_the_float_one(bundle):
   assert abs(len(ei.data) - len(ef.data)) <= 0.01 * len(ef.data) + 8
   assert np.abs(ei.y_hat - ef.y_hat).max() < 0.51  # a rare symbol may round otherwise
   assert np.mean(np.abs(ei.y_hat - ef.y_hat) < 1e-3) > 0.99
-  lm_f, ls_f = float_bundle.steps.hyper_synthesis(float_bundle.entropy_params, ei.z_hat)
-  lm_i, ls_i = bundle.steps.hyper_synthesis(bundle.entropy_params, ei.z_hat)
+  lm_f, ls_f = float_bundle.programs.hyper_synthesis(float_bundle.entropy_params, ei.z_hat)
+  lm_i, ls_i = bundle.programs.hyper_synthesis(bundle.entropy_params, ei.z_hat)
   assert np.abs(np.asarray(lm_f) - np.asarray(lm_i)).max() < 1e-3
   assert np.abs(np.asarray(ls_f) - np.asarray(ls_i)).max() < 1e-3
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cca_jax.losses import aux2_loss, rate_terms, rd_loss
+from cca_jax.model.losses import aux2_loss, rate_terms, rd_loss
 
 
 def _out(x_hat, aux=True):

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cca_jax.losses import rd_loss
-from cca_jax.model import CCAModel
-from cca_jax.transforms import (AnalysisTransform, HyperAnalysisTransform,
+from cca_jax.model.losses import rd_loss
+from cca_jax.model.cca import CCAModel
+from cca_jax.model.transforms import (AnalysisTransform, HyperAnalysisTransform,
                                 HyperSynthesisTransform, SynthesisTransform)
 
 

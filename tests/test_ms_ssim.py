@@ -1,4 +1,4 @@
-"""Tests for cca_jax.ms_ssim against the reference pytorch_msssim.
+"""Tests for cca_jax.ops.ms_ssim against the reference pytorch_msssim.
 
 Tolerances: 1e-5 absolute on the per-image values, both in float64 (JAX with
 x64 enabled locally, torch in float64; measured max 2.6e-7 for MS-SSIM and
@@ -17,7 +17,7 @@ pytorch_msssim = pytest.importorskip("pytorch_msssim")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from cca_jax import ms_ssim as M  # noqa: E402
+from cca_jax.ops import ms_ssim as M  # noqa: E402
 
 TOL = 1e-5
 

@@ -11,7 +11,6 @@ import pytest
 from cca_jax import cli, export
 from cca_jax.codec import (CodecError, compress, decompress, load_bundle, make_bundle,
                            read_manifest, registry, save_bundle)
-from cca_jax.weights import save_weights
 from tests.codec_helpers import synthetic_image, tiny_bundles
 
 
@@ -64,10 +63,9 @@ def test_no_shipped_models(tmp_path, monkeypatch):
 
 
 def test_export_registers_and_decompress_finds_by_id(
-    tiny_config, tiny_params, tmp_path, capsys, monkeypatch):
+    tiny_config, tiny_params, tiny_workdir, tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(registry, "shipped_dir", lambda: str(tmp_path / "none"))
-  weights = tmp_path / "w"
-  save_weights(str(weights), tiny_params, tiny_config.model, {"source": "test"})
+  weights = tiny_workdir
   out = tmp_path / "exported" / "mine.ccam"
   out.parent.mkdir()
   assert export.main(["--workdir", str(weights), "--out", str(out)]) == 0

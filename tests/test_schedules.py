@@ -6,10 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from absl import flags
-from ml_collections import config_flags
 
 from conftest import ROOT, load_config
+from cca_jax.config import load_config_file
 from cca_jax.train.optimizers import main_optimizer, param_labels, quantile_optimizer
 from cca_jax.train.schedules import learning_rate, lmbda_at, stage1_lmbda
 
@@ -92,21 +91,16 @@ def test_main_optimizer_clips_global_norm():
   np.testing.assert_allclose(np.linalg.norm(np.asarray(mu) / 0.1), 1.0, rtol=1e-5)
 
 
-def _parse_config_flags(argv):
-  fv = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True,
-                                  sys_argv=argv)
-  fv(argv)
-  return fv.config
-
-
 def test_config_overrides_from_flags():
+  """``load_config_file`` parses as the tools' ``--config`` flag (config_flags)."""
   cpu = os.path.join(ROOT, "configs", "cpu.py")
-  c = _parse_config_flags(["train", f"--config={cpu}:0.85", "--config.batch_size=16",
-                           "--config.data.tfds_name=clic", "--config.metric=ms-ssim",
-                           "--config.num_steps=7"])
+  c = load_config_file(f"{cpu}:0.85", ["--config.batch_size=16",
+                                       "--config.data.tfds_name=clic",
+                                       "--config.metric=ms-ssim", "--config.num_steps=7"])
   assert (c.lmbda, c.batch_size, c.data.tfds_name, c.metric, c.num_steps) == (
       0.85, 16, "clic", "ms-ssim", 7)
   assert c.model.M == 96  # the rest comes from the file
-  with pytest.raises(Exception, match="no_such_field"):
-    _parse_config_flags(["train", f"--config={cpu}", "--config.no_such_field=1"])
+  with pytest.raises(ValueError, match="no_such_field"):
+    load_config_file(cpu, ["--config.no_such_field=1"])
+  with pytest.raises(ValueError, match="not found"):
+    load_config_file(os.path.join(ROOT, "configs", "missing.py"))

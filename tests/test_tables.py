@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cca_jax.entropy.bottleneck import factorized_likelihood
-from cca_jax.entropy.gaussian import SCALE_BOUND, gaussian_likelihood
-from cca_jax.entropy.tables import (CodingTables, build_tables, coding_scale_table,
+from cca_jax.model.entropy.bottleneck import factorized_likelihood
+from cca_jax.model.entropy.gaussian import SCALE_BOUND, gaussian_likelihood
+from cca_jax.model.entropy.tables import (CodingTables, build_tables, coding_scale_table,
                                     factorized_tables, gaussian_tables, quantize_cdf,
                                     scale_indexes)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TRAIN_DATA, load_config
-from cca_jax.model import CCAModel
+from cca_jax.model.cca import CCAModel
 from cca_jax.train import checkpointing, input_pipeline
 from cca_jax.train.state import create_train_state
 from cca_jax.train.step import make_eval_step
@@ -152,8 +152,10 @@ def test_validate_config_errors():
 
 
 def test_cli_reports_bad_config_in_one_line(tmp_path):
+  """Through the console script's ``train`` command (``python -m cca_jax.train`` is
+  the kill-and-resume test's)."""
   out = subprocess.run(
-      [sys.executable, "-m", "cca_jax.train",
+      [sys.executable, "-m", "cca_jax.cli", "train",
        f"--config={os.path.join(ROOT, 'configs', 'tiny.py')}",
        f"--workdir={tmp_path}", "--config.data.train_dir=/nonexistent"],
       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)

@@ -12,12 +12,12 @@ contents give the same bytes) with three members:
   float16 when exported with ``weights_dtype="float16"`` (manifest ``weights``;
   halves the file; the model *is* the float16-rounded one: tables, hash and codec
   all use those values, widened to float32 on load);
-* ``tables.msgpack``: the coding tables (``cca_jax.entropy.tables.build_tables``);
+* ``tables.msgpack``: the coding tables (``cca_jax.model.entropy.tables.build_tables``);
 * version 2 only: ``integer.msgpack``, the lookup tables of the integer entropy
-  parameters (``cca_jax.entropy.integer.lookup_tables``).
+  parameters (``cca_jax.model.entropy.integer.lookup_tables``).
 
 Version 2 (the default of ``make_bundle`` and ``export``) computes the entropy
-parameters with the exact integer networks of ``cca_jax.entropy.integer`` (manifest
+parameters with the exact integer networks of ``cca_jax.model.entropy.integer`` (manifest
 ``entropy_parameters``: ``"integer"``): its streams decode exactly on any machine.
 Version 1 bundles (``"float"``: the float networks) are still read; their streams
 decode exactly only with the jax/XLA build, backend and CPU kind that wrote them.
@@ -38,13 +38,13 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Mapping
 
 import numpy as np
+from flax import traverse_util
 
-from cca_jax.atomic import atomic_write_bytes
 from cca_jax.codec.errors import CodecError
-from cca_jax.entropy.tables import ModelTables, build_tables
+from cca_jax.model.entropy.tables import ModelTables, build_tables
+from cca_jax.utils.files import atomic_write_bytes
 
 FORMAT = "cca-jax-model"
 VERSION = 2
@@ -58,12 +58,9 @@ INTEGER = "integer.msgpack"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def _flatten(tree, prefix=""):
-  if isinstance(tree, Mapping):
-    for k in sorted(tree):
-      yield from _flatten(tree[k], f"{prefix}/{k}" if prefix else str(k))
-  else:
-    yield prefix, tree
+def _flatten(tree) -> list:
+  """``[("a/b/c", leaf), ...]`` sorted by path (the order the content hash uses)."""
+  return sorted(traverse_util.flatten_dict(tree, sep="/").items())
 
 
 def canonical_config(model_cfg) -> dict:
@@ -116,15 +113,15 @@ class ModelBundle:
 
   @functools.cached_property
   def model(self):
-    from cca_jax.model import CCAModel
+    from cca_jax.model.cca import CCAModel
     return CCAModel.from_config(self.config, aux_model=False)
 
   @functools.cached_property
-  def steps(self):
-    from cca_jax.codec.steps import integer_steps_for, steps_for
+  def programs(self):
+    from cca_jax.codec.programs import integer_programs_for, programs_for
     if self.arithmetic == "integer":
-      return integer_steps_for(self.model)
-    return steps_for(self.model)
+      return integer_programs_for(self.model)
+    return programs_for(self.model)
 
   @functools.cached_property
   def device_params(self):
@@ -133,12 +130,12 @@ class ModelBundle:
 
   @functools.cached_property
   def entropy_params(self):
-    """What ``steps.hyper_synthesis`` / ``predict`` / ``refine`` take: the float
+    """What ``programs.hyper_synthesis`` / ``predict`` / ``refine`` take: the float
     parameters (version 1) or the integer networks (``entropy.integer.convert``)."""
     if self.arithmetic == "float":
       return self.device_params
     import jax
-    from cca_jax.entropy import integer
+    from cca_jax.model.entropy import integer
     with jax.enable_x64(True):
       return jax.device_put(integer.convert(self.params, self.luts))
 
@@ -165,7 +162,7 @@ class ModelBundle:
       raise CodecError(f"bundle version {version}: use one of {VERSIONS}")
     luts = None
     if version >= 2:
-      from cca_jax.entropy import integer
+      from cca_jax.model.entropy import integer
       luts = self.luts if self.luts is not None else integer.lookup_tables()
     stored = _stored(self.params, self.weights_dtype)
     digest = content_hash(self.config, stored, self.tables.to_dict(), luts, version)
@@ -200,8 +197,8 @@ def make_bundle(model_cfg, params, meta: dict | None = None,
   if version not in VERSIONS:
     raise CodecError(f"bundle version {version}: use one of {VERSIONS}")
   import jax
-  from cca_jax.estimate import inference_params
-  from cca_jax.model import CCAModel, param_shapes
+  from cca_jax.model.inference import inference_params
+  from cca_jax.model.cca import CCAModel, param_shapes
   config = canonical_config(model_cfg)
   params = jax.tree.map(np.asarray, inference_params(dict(params)))
   shapes = param_shapes(CCAModel.from_config(config))
@@ -227,7 +224,7 @@ def make_bundle(model_cfg, params, meta: dict | None = None,
   bundle = ModelBundle(config, params, build_tables(params), "", dict(meta or {}),
                        weights_dtype=weights_dtype).with_version(version)
   if version >= 2:
-    from cca_jax.entropy import integer
+    from cca_jax.model.entropy import integer
     try:
       integer.convert(params, bundle.luts)
     except ValueError as e:
@@ -326,7 +323,7 @@ def load_bundle(path: str) -> ModelBundle:
       if version >= 2:
         luts = {k: np.asarray(v) for k, v in
                 serialization.msgpack_restore(zf.read(INTEGER)).items()}
-        from cca_jax.entropy.integer import LUT_SIZE
+        from cca_jax.model.entropy.integer import LUT_SIZE
         if sorted(luts) != ["gelu", "half_tanh"] or any(
             v.dtype != np.int32 or v.shape != (LUT_SIZE,) for v in luts.values()):
           raise CodecError(f"{path}: damaged model bundle (lookup tables)")

@@ -1,7 +1,7 @@
 """Entropy coding of integer symbols with constriction's ANS coder, vectorised.
 
 Each symbol comes with the index of the coding table that models it (a z channel, or a
-y scale level; ``cca_jax.entropy.tables``). Symbols are grouped by table index (a
+y scale level; ``cca_jax.model.entropy.tables``). Symbols are grouped by table index (a
 stable sort, so the order inside a group is the array order) and each group is coded
 with one ``constriction.stream.model.Categorical`` built from that table's quantized
 frequencies: one constriction call per table, never one per symbol. The decoder
@@ -36,7 +36,7 @@ import constriction
 import numpy as np
 
 from cca_jax.codec.errors import CodecError
-from cca_jax.entropy.tables import CodingTables
+from cca_jax.model.entropy.tables import CodingTables
 
 # |symbol| above this is clipped by the codec before coding (float32 is exact up to
 # 2**24); escapes then need at most 26 bits.

@@ -86,7 +86,7 @@ def matched_table(doc: dict, bd: dict | None = None) -> str:
 
 def main(argv=None) -> int:
   import argparse
-  from cca_jax.cli_util import fail_with
+  from cca_jax.utils.cli import fail_with
   argv = list(sys.argv[1:] if argv is None else argv)
   p = argparse.ArgumentParser(
       prog="python -m cca_jax.compare",
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     p.error("--limit must be positive")
 
   from cca_jax.codec.errors import CodecError
-  from cca_jax.image_io import ImageError
+  from cca_jax.utils.image_io import ImageError
   try:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
       raise ValueError(f"{args.out}: is a file; --out names a folder")
@@ -130,8 +130,8 @@ def main(argv=None) -> int:
     visual = args.visual or ("kodim20.png" if "kodim20.png" in names else names[0])
     os.makedirs(args.out, exist_ok=True)
     results = os.path.join(args.out, "results.json")
-    from cca_jax import compilation_cache
-    from cca_jax.cli_util import use_codec_xla_flags
+    from cca_jax.utils import compilation_cache
+    from cca_jax.utils.cli import use_codec_xla_flags
     use_codec_xla_flags()
     compilation_cache.enable()
     from cca_jax.eval import evaluate

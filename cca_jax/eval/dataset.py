@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from cca_jax.image_io import ImageError, read_image
+from cca_jax.utils.image_io import ImageError, read_image
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 

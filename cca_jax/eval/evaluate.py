@@ -217,9 +217,9 @@ def _parser():
 
 
 def main(argv=None) -> int:
-  from cca_jax.cli_util import fail_with
+  from cca_jax.utils.cli import fail_with
   from cca_jax.codec.errors import CodecError
-  from cca_jax.image_io import ImageError
+  from cca_jax.utils.image_io import ImageError
   argv = list(sys.argv[1:] if argv is None else argv)
   p = _parser()
   args = p.parse_args(argv)
@@ -242,8 +242,8 @@ def main(argv=None) -> int:
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
       raise ValueError(f"{args.out}: {out_dir} is a file")
     os.makedirs(out_dir, exist_ok=True)
-    from cca_jax import compilation_cache
-    from cca_jax.cli_util import use_codec_xla_flags
+    from cca_jax.utils import compilation_cache
+    from cca_jax.utils.cli import use_codec_xla_flags
     use_codec_xla_flags()
     compilation_cache.enable()
     command = "python -m cca_jax.evaluate " + " ".join(shlex.quote(a) for a in argv)

@@ -58,7 +58,7 @@ def distribution(slice_bits, sizes: Sequence[int], pixels) -> dict:
 
 def measure(bundle, images, multiple: int = 128, progress=None) -> dict:
   """``distribution`` of a model bundle over ``(name, uint8 image)`` pairs."""
-  from cca_jax.estimate import estimate_image
+  from cca_jax.model.inference import estimate_image
   bits, pixels = [], []
   for _, image in images:
     est = estimate_image(bundle.config, bundle.params,
@@ -112,7 +112,7 @@ def format_table(items: Sequence[tuple[str, dict]]) -> str:
 
 def main(argv=None) -> int:
   import argparse
-  from cca_jax.cli_util import fail_with
+  from cca_jax.utils.cli import fail_with
   p = argparse.ArgumentParser(
       prog="python -m cca_jax.eval.information",
       description="Per-slice share of the y bits of one or more models over a dataset "
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
   if args.model and not args.data:
     p.error("--model needs --data")
   from cca_jax.codec.errors import CodecError
-  from cca_jax.image_io import ImageError
+  from cca_jax.utils.image_io import ImageError
   try:
     items = []
     if args.results:
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         raise ValueError("no model point with per-slice bits in the results")
     else:
       from tqdm import tqdm
-      from cca_jax import compilation_cache
+      from cca_jax.utils import compilation_cache
       from cca_jax.codec import load_bundle
       from cca_jax.eval.dataset import load_images
       compilation_cache.enable()

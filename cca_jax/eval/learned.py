@@ -28,15 +28,15 @@ import numpy as np
 
 from cca_jax.eval import metrics
 from cca_jax.eval.curves import summarize
-from cca_jax.padding import DEFAULT_MULTIPLE, crop
+from cca_jax.ops.padding import DEFAULT_MULTIPLE, crop
 
 
 def float_output(bundle, decoded) -> np.ndarray:
   """The decoder's reconstruction as float in [0, 1] (clamped, cropped, not rounded):
   the same compiled synthesis as ``decode`` on its ``y_hat``."""
-  from cca_jax.entropy.context import split_slices
+  from cca_jax.model.entropy.context import split_slices
   y_hat = tuple(split_slices(decoded.y_hat, bundle.model.sizes))
-  x_hat = np.asarray(bundle.steps.synthesis(bundle.device_params, y_hat))
+  x_hat = np.asarray(bundle.programs.synthesis(bundle.device_params, y_hat))
   return np.clip(crop(x_hat, decoded.header.padding)[0], 0.0, 1.0)
 
 
@@ -62,7 +62,7 @@ def code_image(bundle, image: np.ndarray, multiple: int = DEFAULT_MULTIPLE,
   x_hat = float_output(bundle, dec)
   rec.update(metrics.model_quality(image, x_hat))
   if estimate:
-    from cca_jax.estimate import estimate_image
+    from cca_jax.model.inference import estimate_image
     est = estimate_image(bundle.config, bundle.params, metrics.as_float(image), multiple)
     rec.update({"bpp_est": est["bpp_est"], "bpp_est_y": est["bpp_y"],
                 "bpp_est_z": est["bpp_z"], "psnr_forward": est["psnr"],
@@ -118,7 +118,7 @@ def evaluate_model(bundle, images: Sequence[tuple[str, np.ndarray]],
                    estimate: bool = True, warmup: bool = True, progress=None,
                    keep: Callable[[str, np.ndarray], None] | None = None) -> dict:
   """One RD point: ``bundle`` over ``images`` (``(name, uint8)`` pairs)."""
-  from cca_jax.padding import padding_for
+  from cca_jax.ops.padding import padding_for
   seen = set()
   recs = []
   for name, image in images:

@@ -1,12 +1,12 @@
 """Per-image quality metrics of the evaluation, in the conventions of official eval.py.
 
 * ``psnr``: ``10 log10(1 / MSE)`` over all RGB values of images in [0, 1]
-  (``cca_jax.metrics.psnr``). For a learned model the paper takes the reconstruction
+  (``cca_jax.ops.metrics.psnr``). For a learned model the paper takes the reconstruction
   clamped to [0, 1] but **not** rounded to 8 bit; the evaluation also reports the PSNR
   of the 8-bit image a user gets (``to_uint8``), which is what every classical codec
   produces.
 * ``ms_ssim``: MS-SSIM as ``pytorch_msssim.ms_ssim(data_range=1)``
-  (``cca_jax.ms_ssim``: 11x11 Gaussian window, sigma 1.5, 5 scales, standard weights;
+  (``cca_jax.ops.ms_ssim``: 11x11 Gaussian window, sigma 1.5, 5 scales, standard weights;
   both sides must exceed 160 pixels), and ``ms_ssim_db = -10 log10(1 - MS-SSIM)``.
   Means over a dataset are means of the per-image values (dB too), as eval.py.
 
@@ -21,9 +21,9 @@ import functools
 import jax
 import numpy as np
 
-from cca_jax import metrics as _metrics
-from cca_jax import ms_ssim as _ms_ssim
-from cca_jax.image_io import to_uint8
+from cca_jax.ops import metrics as _metrics
+from cca_jax.ops import ms_ssim as _ms_ssim
+from cca_jax.utils.image_io import to_uint8
 
 MS_SSIM_MIN_SIDE = 161  # (win_size - 1) * 2**4 + 1 with the default window
 

@@ -17,7 +17,7 @@ import functools
 import json
 import os
 
-from cca_jax.metrics import db
+from cca_jax.ops.metrics import db
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
                          "reference_rd.json")

@@ -447,7 +447,7 @@ def _crop(text: str):
 
 def main(argv=None) -> int:
   import argparse
-  from cca_jax.cli_util import fail_with
+  from cca_jax.utils.cli import fail_with
   argv = list(sys.argv[1:] if argv is None else argv)
   p = argparse.ArgumentParser(
       prog="python -m cca_jax.report",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 
-from cca_jax.atomic import atomic_write_bytes
+from cca_jax.utils.files import atomic_write_bytes
 
 FORMAT = "cca-jax-eval"
 VERSION = 1
@@ -54,5 +54,5 @@ def read_results(path: str) -> dict:
 
 def save_png(path: str, image) -> None:
   """An 8-bit RGB array as a PNG, atomically."""
-  from cca_jax.image_io import png_bytes
+  from cca_jax.utils.image_io import png_bytes
   atomic_write_bytes(path, png_bytes(image))

@@ -32,14 +32,14 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not _VERBOSE.value:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save step at INFO
-  from cca_jax import compilation_cache
+  from cca_jax.utils import compilation_cache
   from cca_jax.train import partitioning, trainer
   compilation_cache.enable()
   try:
     partitioning.maybe_initialize_distributed(_DISTRIBUTED.value)
     trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (ValueError, FileNotFoundError) as e:
-    from cca_jax.cli_util import fail
+    from cca_jax.utils.cli import fail
     sys.exit(fail(e))
 
 

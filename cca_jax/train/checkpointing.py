@@ -26,7 +26,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from cca_jax.model import CCAModel, param_shapes
+from cca_jax.model.cca import CCAModel, param_shapes
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -117,5 +117,25 @@ def load_latest_params(workdir: str):
   state = restored["state"]
   params = state["params"] if isinstance(state, dict) else state.params
   shapes = param_shapes(CCAModel.from_config(model_config))
-  jax.tree.map(lambda a, b: None, shapes, params)  # structure check
+  try:
+    jax.tree.map(lambda a, b: None, shapes, params)  # structure check
+  except ValueError:
+    raise ValueError(f"{workdir}: the checkpoint's parameters do not fit the model "
+                     f"config of its {CONFIG_FILE}") from None
   return model_config, jax.device_get(params), int(step)
+
+
+def start_workdir(workdir: str, config, params) -> None:
+  """A training workdir at step 0 holding ``params`` with fresh optimizer states (what
+  ``python -m cca_jax.convert_torch`` writes for official weights): training with
+  ``--workdir`` continues from it, ``init_from`` and ``export`` read it. Refuses a
+  workdir that already has checkpoints."""
+  from cca_jax.train.state import create_train_state
+  manager = make_manager(workdir, config)
+  if manager.latest_step() is not None:
+    manager.close()
+    raise ValueError(f"{workdir} already holds checkpoints; use a new directory")
+  write_config(workdir, config)
+  save(manager, create_train_state(config, params=params), 0)
+  manager.wait_until_finished()
+  manager.close()

@@ -34,7 +34,7 @@ access to files is what exact resumption needs.
 **Images smaller than the patch** are zero-padded, centred, to at least the patch size
 before cropping (the official ``RandomCrop`` would fail; torchvision's ``CenterCrop``
 pads with zeros). Validation centre crops start at ``floor((H - size) / 2)``, as
-``tf.image.resize_with_crop_or_pad`` and ``padding.py`` (torchvision rounds half to
+``tf.image.resize_with_crop_or_pad`` and ``ops/padding.py`` (torchvision rounds half to
 even, so images with an odd margin may differ by one pixel from the official crop).
 Images are decoded as 8-bit RGB (grayscale expanded, alpha dropped) and returned as
 float32 in [0, 1], NHWC.

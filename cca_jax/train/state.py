@@ -8,7 +8,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from cca_jax.model import CCAModel, init_params
+from cca_jax.model.cca import CCAModel, init_params
 from cca_jax.train.optimizers import main_optimizer, quantile_optimizer
 
 

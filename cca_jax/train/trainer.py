@@ -14,7 +14,7 @@ import time
 import jax
 import numpy as np
 
-from cca_jax.model import CCAModel
+from cca_jax.model.cca import CCAModel
 from cca_jax.train import checkpointing, partitioning
 from cca_jax.train.state import TrainState, create_train_state
 from cca_jax.train.step import make_eval_step, make_train_step

@@ -32,7 +32,7 @@ IMAGE_SHAPE = (96, 128)
 
 def main():
   if "--bundle" in sys.argv[1:]:
-    from cca_jax.model import CCAModel, init_params
+    from cca_jax.model.cca import CCAModel, init_params
     cfg = load_config("tiny")
     params = init_params(CCAModel.from_config(cfg.model), seed=0)
     save_bundle(tiny_bundles(cfg, params)["lively"].with_version(1), BUNDLE)

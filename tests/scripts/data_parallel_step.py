@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cca_jax.cli_util import load_config_file  # noqa: E402
-from cca_jax.model import CCAModel  # noqa: E402
+from cca_jax.config import load_config_file  # noqa: E402
+from cca_jax.model.cca import CCAModel  # noqa: E402
 from cca_jax.train import partitioning  # noqa: E402
 from cca_jax.train.state import create_train_state  # noqa: E402
 from cca_jax.train.step import make_train_step  # noqa: E402

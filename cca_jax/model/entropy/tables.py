@@ -40,8 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
-from cca_jax.entropy.bottleneck import logits_cumulative
-from cca_jax.entropy.gaussian import SCALE_BOUND, scale_table as default_scale_table
+from cca_jax.model.entropy.bottleneck import logits_cumulative
+from cca_jax.model.entropy.gaussian import SCALE_BOUND, scale_table as default_scale_table
 
 PRECISION = 16
 TAIL_MASS = 1e-9

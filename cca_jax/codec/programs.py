@@ -16,11 +16,11 @@ dependencies of decoding::
 ``predict`` and ``refine`` are ``ChannelContext.predict`` / ``ChannelContext.refine``
 applied through ``model.apply(method=...)``: the codec reuses the model's code, it
 does not copy its math. ``i`` is static (one executable per slice). Parameters are
-arguments, so bundles of one architecture share the compiled functions (``steps_for``).
+arguments, so bundles of one architecture share the compiled functions (``programs_for``).
 
-``IntegerCodecSteps`` (version 2 bundles) has the same interface; its
+``IntegerCodecPrograms`` (version 2 bundles) has the same interface; its
 ``hyper_synthesis``, ``predict`` and ``refine`` are the exact integer networks of
-``cca_jax.entropy.integer`` (float64, run with ``jax.enable_x64``), which give the same
+``cca_jax.model.entropy.integer`` (float64, run with ``jax.enable_x64``), which give the same
 bits on every machine, not only for one executable.
 """
 
@@ -31,7 +31,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from cca_jax.entropy import integer
+from cca_jax.model.entropy import integer
 
 
 def analysis(m, x):
@@ -56,8 +56,8 @@ def _synthesis(m, y_hat_slices):
   return m.g_s(jnp.concatenate(y_hat_slices, axis=-1))
 
 
-class CodecSteps:
-  """The jit-compiled steps of one ``CCAModel`` (see the module docstring)."""
+class CodecPrograms:
+  """The jit-compiled programs of one ``CCAModel`` (see the module docstring)."""
 
   def __init__(self, model):
     self.model = model
@@ -73,9 +73,9 @@ class CodecSteps:
 
 
 @functools.lru_cache(maxsize=8)
-def steps_for(model) -> CodecSteps:
-  """The ``CodecSteps`` of a model architecture (``CCAModel`` is hashable)."""
-  return CodecSteps(model)
+def programs_for(model) -> CodecPrograms:
+  """The ``CodecPrograms`` of a model architecture (``CCAModel`` is hashable)."""
+  return CodecPrograms(model)
 
 
 def _x64(fn):
@@ -87,20 +87,20 @@ def _x64(fn):
   return call
 
 
-class IntegerCodecSteps:
-  """``analysis`` and ``synthesis`` of ``CodecSteps``; the entropy parameters by the
+class IntegerCodecPrograms:
+  """``analysis`` and ``synthesis`` of ``CodecPrograms``; the entropy parameters by the
   integer networks, which take ``bundle.entropy_params`` (``integer.convert``)."""
 
   def __init__(self, model):
-    float_steps = steps_for(model)
+    float_programs = programs_for(model)
     self.model = model
-    self.analysis = float_steps.analysis
-    self.synthesis = float_steps.synthesis
+    self.analysis = float_programs.analysis
+    self.synthesis = float_programs.synthesis
     self.hyper_synthesis = _x64(jax.jit(integer.hyper_synthesis))
     self.predict = _x64(jax.jit(integer.predict, static_argnums=1))
     self.refine = _x64(jax.jit(integer.refine, static_argnums=1))
 
 
 @functools.lru_cache(maxsize=8)
-def integer_steps_for(model) -> IntegerCodecSteps:
-  return IntegerCodecSteps(model)
+def integer_programs_for(model) -> IntegerCodecPrograms:
+  return IntegerCodecPrograms(model)

@@ -11,8 +11,8 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from cca_jax.layers import (Conv2d, ConvTranspose2d, NAFBlock,
-                            ResidualBottleneckBlock, gelu)
+from cca_jax.model.layers import Conv2d, ConvTranspose2d, NAFBlock, ResidualBottleneckBlock
+from cca_jax.ops.activations import gelu
 
 
 class AnalysisTransform(nn.Module):

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cca_jax.ops import LIKELIHOOD_BOUND, lower_bound, quantize
+from cca_jax.ops.quantization import LIKELIHOOD_BOUND, lower_bound, quantize
 
 SCALE_BOUND = 0.11
 SCALE_TABLE_MIN = 0.11

@@ -39,7 +39,7 @@ weights and tables. The synthesis transform stays float: the image may differ by
 float noise across machines, never the symbols.
 
 Interface: ``hyper_synthesis``, ``predict`` and ``refine`` take and return float32
-arrays as the float path does (``codec.steps``); every value crossing it is a dyadic
+arrays as the float path does (``codec.programs``); every value crossing it is a dyadic
 number with at most 24 significant bits (exact in float32) or is clipped the same way
 on both sides, so the conversion at the boundary is exact too.
 """
@@ -54,7 +54,7 @@ import numpy as np
 from jax import lax
 from scipy import special
 
-from cca_jax.layers import depth_to_space, subpixel_kernel
+from cca_jax.ops.convolution import depth_to_space, subpixel_kernel
 
 FRAC_BITS = 16                  # activation a stands for a * 2**-16
 ACT_LIMIT = float(2**24 - 1)    # |a| <= 2**24 - 1: real values within +-256

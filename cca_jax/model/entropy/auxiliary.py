@@ -15,8 +15,8 @@ It returns two likelihood tensors used by the losses (training only, never coded
 
 from __future__ import annotations
 
-from cca_jax.entropy.bottleneck import EntropyBottleneck
-from cca_jax.entropy.context import ChannelContext
+from cca_jax.model.entropy.bottleneck import EntropyBottleneck
+from cca_jax.model.entropy.context import ChannelContext
 
 
 class AuxEntropyModel(ChannelContext):

@@ -24,12 +24,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cca_jax.entropy.auxiliary import AuxEntropyModel
-from cca_jax.entropy.bottleneck import EntropyBottleneck
-from cca_jax.entropy.context import ChannelContext
-from cca_jax.entropy.slices import slice_sizes
-from cca_jax.ops import ste_round
-from cca_jax.transforms import (AnalysisTransform, HyperAnalysisTransform,
+from cca_jax.model.entropy.auxiliary import AuxEntropyModel
+from cca_jax.model.entropy.bottleneck import EntropyBottleneck
+from cca_jax.model.entropy.context import ChannelContext
+from cca_jax.model.entropy.slices import slice_sizes
+from cca_jax.ops.quantization import ste_round
+from cca_jax.model.transforms import (AnalysisTransform, HyperAnalysisTransform,
                                 HyperSynthesisTransform, SynthesisTransform)
 
 # Total down-sampling of g_a (16) times h_a (4): inputs are padded to a multiple of it.
@@ -125,7 +125,7 @@ class CCAModel(nn.Module):
       raise ValueError(f"expected images of shape (B, H, W, 3), got {x.shape}")
     if x.shape[1] % DOWNSAMPLING or x.shape[2] % DOWNSAMPLING:
       raise ValueError(f"image size {x.shape[1]}x{x.shape[2]} is not a multiple of "
-                       f"{DOWNSAMPLING}: pad it first (cca_jax.padding.pad_centered)")
+                       f"{DOWNSAMPLING}: pad it first (cca_jax.ops.padding.pad_centered)")
     noise = dict(noise or {})
     y = self.g_a(x)
     z = self.h_a(y)

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cca_jax.metrics import psnr
-from cca_jax.ops import bits
-from cca_jax.padding import crop, pad_centered
+from cca_jax.ops.metrics import psnr
+from cca_jax.ops.quantization import bits
+from cca_jax.ops.padding import crop, pad_centered
 
 
 @functools.lru_cache(maxsize=8)
@@ -39,7 +39,7 @@ def inference_params(params) -> dict:
 def estimate_image(model_cfg, params, x: np.ndarray, multiple: int = 128) -> dict:
   """``x``: ``(H, W, 3)`` float in [0, 1]. Returns bpp_est, bpp_y, bpp_z, per-slice
   bits, psnr and the clamped reconstruction ``x_hat`` (unrounded)."""
-  from cca_jax.model import CCAModel
+  from cca_jax.model.cca import CCAModel
   model = CCAModel.from_config(model_cfg, aux_model=False)
   h, w = x.shape[:2]
   xp, padding = pad_centered(x[None].astype(np.float32), multiple)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from cca_jax.ms_ssim import ms_ssim
-from cca_jax.ops import bits
+from cca_jax.ops.ms_ssim import ms_ssim
+from cca_jax.ops.quantization import bits
 
 
 def rate_terms(likelihoods: dict, num_pixels) -> dict:

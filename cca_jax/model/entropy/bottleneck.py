@@ -24,7 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cca_jax.ops import LIKELIHOOD_BOUND, lower_bound, quantize, symmetric_uniform
+from cca_jax.ops.initializers import symmetric_uniform
+from cca_jax.ops.quantization import LIKELIHOOD_BOUND, lower_bound, quantize
 
 
 def logits_cumulative(params: dict, x: jax.Array, num_layers: int,

@@ -6,7 +6,6 @@
   bound and the 1e-9 likelihood floor (as in CompressAI's entropy models).
 * ``ste_round``: rounding with a straight-through (identity) gradient.
 * ``quantize``: the three quantisation modes of CompressAI entropy models.
-* ``symmetric_uniform``: ``U(-b, b)`` initial values, the same bits on every machine.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 # CompressAI's floor on every likelihood (GaussianConditional and EntropyBottleneck
 # alike): a symbol costs at most -log2(1e-9) = 29.9 bits.
@@ -74,17 +72,3 @@ def quantize(x: jax.Array, mode: str, means: jax.Array | None = None,
 def bits(likelihoods: jax.Array) -> jax.Array:
   """Total information content ``sum(-log2 p)`` of a likelihood array."""
   return -jnp.sum(jnp.log2(likelihoods))
-
-
-def symmetric_uniform(key, shape, bound: float, dtype=jnp.float32) -> jax.Array:
-  """``U(-bound, bound)`` samples that are the same bits on every CPU and backend.
-
-  ``jax.random.uniform`` computes ``u * (hi - lo) + lo``, which XLA may or may not
-  contract into a fused multiply-add depending on the instruction set (measured: other
-  weights under ``--xla_cpu_max_isa=SSE4_2``). Here 23 random bits make a float in
-  [2, 4) by bit pattern, ``- 3`` gives ``v`` in [-1, 1) exactly, and the one rounding
-  left is ``v * bound``, which no contraction can change.
-  """
-  bits = jax.random.bits(key, shape, jnp.uint32)
-  v = lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x40000000), jnp.float32) - 3.0
-  return (v * jnp.float32(bound)).astype(dtype)

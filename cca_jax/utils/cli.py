@@ -1,8 +1,8 @@
-"""Helpers shared by the command-line entry points: config loading, clean errors."""
+"""Helpers shared by the command-line entry points: one-line errors and exit codes, the
+codec's XLA flags."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -57,16 +57,3 @@ def use_codec_xla_flags() -> None:
   except (ImportError, AttributeError):
     return
   os.environ["XLA_FLAGS"] = f"{flags} {CODEC_XLA_FLAGS}".strip()
-
-
-def load_config_file(spec: str):
-  """Load ``path/to/config.py[:arg]`` and return its ``get_config(arg)``."""
-  path, _, arg = spec.partition(":")
-  if not os.path.isfile(path):
-    raise ValueError(f"config file {path!r} not found")
-  module_spec = importlib.util.spec_from_file_location("_cca_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
-    raise ValueError(f"config file {path!r} has no get_config()")
-  return module.get_config(arg or None)

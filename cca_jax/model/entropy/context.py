@@ -16,8 +16,8 @@ serves the auxiliary model of the CCA loss (``context_skip=1``: slice ``i`` sees
 
 Two slice loops walk these per-slice functions, and only these: ``__call__`` (traced
 inside the model: training and the evaluation forward, straight-through rounding) and
-the codec's ``codec.slice_loop`` (host-driven: one compiled ``predict`` / ``refine``
-per slice, symbols from the coder between them). Neither copies the math, so the
+the codec's ``cca_jax.codec.image_codec.slice_loop`` (host-driven: one compiled
+``predict`` / ``refine`` per slice, symbols from the coder between them). Neither copies the math, so the
 encoder, the decoder and the training model cannot drift apart.
 """
 
@@ -29,9 +29,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cca_jax.entropy.gaussian import gaussian_conditional
-from cca_jax.layers import Conv2d, NAFStack, gelu
-from cca_jax.ops import ste_round
+from cca_jax.model.entropy.gaussian import gaussian_conditional
+from cca_jax.model.layers import Conv2d, NAFStack
+from cca_jax.ops.activations import gelu
+from cca_jax.ops.quantization import ste_round
 
 
 def _head(widths: Sequence[int]) -> list:

@@ -1,7 +1,7 @@
 """``compress(model, image) -> bytes`` and ``decompress(model, data) -> image``.
 
 Encoding (decoding mirrors it; both walk ``slice_loop``, the one slice loop of the
-codec, with the same compiled steps from ``steps.py``):
+codec, with the same compiled programs from ``programs.py``):
 
 1. pad the image with zeros, centred, to a multiple of ``multiple`` (128 as the
    official evaluation; any multiple of 64 up to 256), ``analysis -> y, z``;
@@ -31,10 +31,10 @@ from cca_jax.codec import format as fmt
 from cca_jax.codec.coder import (SYMBOL_LIMIT, coder_from_bytes, coder_to_bytes,
                                  new_coder, pop_symbols, push_symbols)
 from cca_jax.codec.errors import CodecError
-from cca_jax.entropy.tables import scale_indexes
-from cca_jax.image_io import to_uint8
-from cca_jax.model import DOWNSAMPLING
-from cca_jax.padding import DEFAULT_MULTIPLE, crop, pad_centered
+from cca_jax.model.entropy.tables import scale_indexes
+from cca_jax.utils.image_io import to_uint8
+from cca_jax.model.cca import DOWNSAMPLING
+from cca_jax.ops.padding import DEFAULT_MULTIPLE, crop, pad_centered
 
 MAX_PIXELS = 1 << 26  # padded pixels (a 8192 x 8192 image)
 MAX_MULTIPLE = 256    # the header stores each side's padding in one byte
@@ -131,16 +131,16 @@ def slice_loop(bundle, z_hat: np.ndarray, symbols_fn, timer: _Timer):
   shape) supplies the symbols: rounded on the encoder, popped from the stream on the
   decoder. Returns the refined slices ``y_hat_i`` (device arrays).
   """
-  params, steps = bundle.entropy_params, bundle.steps
-  lm, ls = timer("hyper_synthesis", steps.hyper_synthesis, params, z_hat)
+  params, programs = bundle.entropy_params, bundle.programs
+  lm, ls = timer("hyper_synthesis", programs.hyper_synthesis, params, z_hat)
   y_hat = []
   for i in range(len(bundle.model.sizes)):
-    mu, scale, support = timer("predict", steps.predict, params, i, lm, ls, tuple(y_hat))
+    mu, scale, support = timer("predict", programs.predict, params, i, lm, ls, tuple(y_hat))
     t0 = time.perf_counter()
     index = scale_indexes(np.asarray(scale), bundle.tables.scale_table)
     q = symbols_fn(i, np.asarray(mu), index).astype(np.float32)
     _coding_time(timer, t0)
-    y_hat.append(timer("refine", steps.refine, params, i, support, q, mu))
+    y_hat.append(timer("refine", programs.refine, params, i, support, q, mu))
   return y_hat
 
 
@@ -157,7 +157,7 @@ def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = 
   xp, padding = pad_centered(x[None], multiple)
   _check_size(height, width, padding, max_pixels)
   timer = _Timer()
-  y, z = timer("analysis", bundle.steps.analysis, bundle.device_params, xp)
+  y, z = timer("analysis", bundle.programs.analysis, bundle.device_params, xp)
   t0 = time.perf_counter()
   y, z = np.asarray(y), np.asarray(z)
   if not (np.all(np.isfinite(y)) and np.all(np.isfinite(z))):
@@ -198,7 +198,7 @@ def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = 
 
 
 def _reconstruct(bundle, y_hat, padding, timer: _Timer) -> np.ndarray:
-  x_hat = timer("synthesis", bundle.steps.synthesis, bundle.device_params, tuple(y_hat))
+  x_hat = timer("synthesis", bundle.programs.synthesis, bundle.device_params, tuple(y_hat))
   t0 = time.perf_counter()
   out = to_uint8(crop(np.asarray(x_hat), padding)[0])
   timer.times["output"] = time.perf_counter() - t0
