@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 
 def _weights(cfg, kind, calib):
   from tests.lively_weights import lively_params
-  from cca_jax.model.inference import inference_params
   from cca_jax.model.cca import CCAModel, init_params
+  from cca_jax.model.inference import inference_params
   params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))
   model = CCAModel.from_config(cfg, aux_model=False)
   if kind == "calibrated":
@@ -80,8 +80,8 @@ def main(argv=None) -> int:
 
   import jax
   from tqdm import tqdm
-  from cca_jax.config import load_config_file
   from cca_jax.codec import CodecError, decode, encode, make_bundle, save_bundle
+  from cca_jax.config import load_config_file
   from cca_jax.model.inference import estimate_image
   from cca_jax.utils.image_io import read_image
 

@@ -59,12 +59,12 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
 
   import jax
-  from cca_jax.config import load_config_file
   from cca_jax.codec import decode, encode, load_bundle, make_bundle, save_bundle
+  from cca_jax.config import load_config_file
   from tests.lively_weights import lively_params
+  from cca_jax.model.cca import CCAModel, init_params
   from cca_jax.model.inference import inference_params
   from cca_jax.utils.image_io import read_image
-  from cca_jax.model.cca import CCAModel, init_params
 
   print(f"jax {jax.__version__}, backend {jax.default_backend()}, "
         f"{os.cpu_count()} CPUs visible, affinity {len(os.sched_getaffinity(0))}")

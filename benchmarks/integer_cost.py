@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 
 
 def _random_bundle(config: str, image):
-  from cca_jax.config import load_config_file
   from cca_jax.codec import make_bundle
-  from cca_jax.model.inference import inference_params
+  from cca_jax.config import load_config_file
   from cca_jax.model.cca import CCAModel, init_params
+  from cca_jax.model.inference import inference_params
   from tests.lively_weights import lively_params
   cfg = load_config_file(config).model
   params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))

@@ -230,9 +230,9 @@ class TorchProcess:
 
 def run_model(args, cfg) -> None:
   import jax
-  from cca_jax.ops import convolution
-  from cca_jax.model.losses import rd_loss
   from cca_jax.model.cca import CCAModel, init_params
+  from cca_jax.model.losses import rd_loss
+  from cca_jax.ops import convolution
   model = CCAModel.from_config(cfg.model)
   t = time.perf_counter()
   params = init_params(model, seed=0)

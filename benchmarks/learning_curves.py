@@ -128,8 +128,8 @@ def main() -> int:
   if args.torch_child:
     return torch_child(args)
 
-  from cca_jax.utils import compilation_cache
   from cca_jax.train.input_pipeline import train_batches
+  from cca_jax.utils import compilation_cache
   compilation_cache.enable()
   config = _config(args)
   it = train_batches(config)

@@ -120,8 +120,8 @@ def main():
   p.add_argument("--threads", type=int, default=2, help="PyTorch threads")
   p.add_argument("--json", help="write the results here")
   args = p.parse_args()
-  from cca_jax.utils import compilation_cache
   from cca_jax.config import load_config_file
+  from cca_jax.utils import compilation_cache
   compilation_cache.enable()
   config = load_config_file(args.config)
   if args.batch:

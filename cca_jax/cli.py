@@ -318,8 +318,8 @@ _CODEC_COMMANDS = {"compress": _compress, "decompress": _decompress, "info": _in
 
 
 def _run_codec_command(cmd: str, argv) -> int:
-  from cca_jax.utils.cli import fail
   from cca_jax.codec.errors import CodecError
+  from cca_jax.utils.cli import fail
   from cca_jax.utils.image_io import ImageError
   try:
     return _CODEC_COMMANDS[cmd](argv)

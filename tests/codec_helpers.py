@@ -38,8 +38,8 @@ def tiny_bundles(tiny_config, tiny_params) -> dict:
   if "bundles" not in _CACHE:
     from cca_jax.codec import make_bundle
     from tests.lively_weights import lively_params
-    from cca_jax.model.inference import inference_params
     from cca_jax.model.cca import CCAModel
+    from cca_jax.model.inference import inference_params
     cfg = tiny_config.model
     model = CCAModel.from_config(cfg, aux_model=False)
     params = inference_params(tiny_params)

@@ -10,9 +10,9 @@ import pytest
 
 from cca_jax.codec import (CodecError, compress, decode, decompress, encode, load_bundle,
                            make_bundle)
-from cca_jax.codec.image_codec import MAX_PIXELS, check_multiple
-from cca_jax.codec.coder import SYMBOL_LIMIT
 from cca_jax.codec import format as fmt
+from cca_jax.codec.coder import SYMBOL_LIMIT
+from cca_jax.codec.image_codec import MAX_PIXELS, check_multiple
 from tests.fuzz_streams import reseal
 from cca_jax.ops.padding import padding_for
 from tests.codec_helpers import synthetic_image, tiny_bundles

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cca_jax.model.losses import rd_loss
 from cca_jax.model.cca import CCAModel
+from cca_jax.model.losses import rd_loss
 from cca_jax.model.transforms import (AnalysisTransform, HyperAnalysisTransform,
                                 HyperSynthesisTransform, SynthesisTransform)
 

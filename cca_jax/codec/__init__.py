@@ -14,8 +14,8 @@ Imports cca_jax.model, cca_jax.ops, cca_jax.utils and cca_jax.config.
 
 from cca_jax.codec.bundle import (ModelBundle, find_bundle, load_bundle, make_bundle,
                                   read_manifest, save_bundle)
-from cca_jax.codec.image_codec import compress, decode, decompress, encode
 from cca_jax.codec.errors import CodecError
+from cca_jax.codec.image_codec import compress, decode, decompress, encode
 
 __all__ = ["ModelBundle", "find_bundle", "load_bundle", "make_bundle", "read_manifest",
            "save_bundle", "compress", "decode", "decompress", "encode", "CodecError"]

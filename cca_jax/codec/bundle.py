@@ -197,8 +197,8 @@ def make_bundle(model_cfg, params, meta: dict | None = None,
   if version not in VERSIONS:
     raise CodecError(f"bundle version {version}: use one of {VERSIONS}")
   import jax
-  from cca_jax.model.inference import inference_params
   from cca_jax.model.cca import CCAModel, param_shapes
+  from cca_jax.model.inference import inference_params
   config = canonical_config(model_cfg)
   params = jax.tree.map(np.asarray, inference_params(dict(params)))
   shapes = param_shapes(CCAModel.from_config(config))

@@ -31,10 +31,10 @@ from cca_jax.codec import format as fmt
 from cca_jax.codec.coder import (SYMBOL_LIMIT, coder_from_bytes, coder_to_bytes,
                                  new_coder, pop_symbols, push_symbols)
 from cca_jax.codec.errors import CodecError
-from cca_jax.model.entropy.tables import scale_indexes
-from cca_jax.utils.image_io import to_uint8
 from cca_jax.model.cca import DOWNSAMPLING
+from cca_jax.model.entropy.tables import scale_indexes
 from cca_jax.ops.padding import DEFAULT_MULTIPLE, crop, pad_centered
+from cca_jax.utils.image_io import to_uint8
 
 MAX_PIXELS = 1 << 26  # padded pixels (a 8192 x 8192 image)
 MAX_MULTIPLE = 256    # the header stores each side's padding in one byte

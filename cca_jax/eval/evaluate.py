@@ -217,8 +217,8 @@ def _parser():
 
 
 def main(argv=None) -> int:
-  from cca_jax.utils.cli import fail_with
   from cca_jax.codec.errors import CodecError
+  from cca_jax.utils.cli import fail_with
   from cca_jax.utils.image_io import ImageError
   argv = list(sys.argv[1:] if argv is None else argv)
   p = _parser()

@@ -142,9 +142,9 @@ def main(argv=None) -> int:
         raise ValueError("no model point with per-slice bits in the results")
     else:
       from tqdm import tqdm
-      from cca_jax.utils import compilation_cache
       from cca_jax.codec import load_bundle
       from cca_jax.eval.dataset import load_images
+      from cca_jax.utils import compilation_cache
       compilation_cache.enable()
       images, _ = load_images(args.data, args.limit)
       bundles = [(m, load_bundle(m)) for m in args.model]

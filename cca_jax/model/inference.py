@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from cca_jax.ops.metrics import psnr
-from cca_jax.ops.quantization import bits
 from cca_jax.ops.padding import crop, pad_centered
+from cca_jax.ops.quantization import bits
 
 
 @functools.lru_cache(maxsize=8)

@@ -32,8 +32,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not _VERBOSE.value:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save step at INFO
-  from cca_jax.utils import compilation_cache
   from cca_jax.train import partitioning, trainer
+  from cca_jax.utils import compilation_cache
   compilation_cache.enable()
   try:
     partitioning.maybe_initialize_distributed(_DISTRIBUTED.value)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import jax
 import optax
 
-from cca_jax.model.losses import rd_loss
 from cca_jax.model.cca import CCAModel
+from cca_jax.model.losses import rd_loss
 from cca_jax.train.optimizers import main_optimizer, quantile_optimizer
 from cca_jax.train.schedules import learning_rate, lmbda_at
 from cca_jax.train.state import TrainState
