@@ -23,10 +23,12 @@ import json
 import os
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
 from cca_jax.model.cca import CCAModel, param_shapes
+from cca_jax.utils.cli import one_line
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -110,19 +112,32 @@ def load_latest_params(workdir: str):
       options=ocp.CheckpointManagerOptions(create=False))
   step = manager.latest_step()
   if step is None:
+    manager.close()
     raise ValueError(f"{workdir} has no complete checkpoint")
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))
-  manager.close()
-  state = restored["state"]
-  params = state["params"] if isinstance(state, dict) else state.params
+  # Only the parameters (a partial restore: the optimizer states, twice their size,
+  # stay on disk; measured 0.6-1.1 s instead of 5-6 s for the tiny config), into
+  # the shapes of config.json's model.
   shapes = param_shapes(CCAModel.from_config(model_config))
+  item = {"params": jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)}
   try:
-    jax.tree.map(lambda a, b: None, shapes, params)  # structure check
-  except ValueError:
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+        partial_restore=True)))
+  except (ValueError, KeyError) as e:
     raise ValueError(f"{workdir}: the checkpoint's parameters do not fit the model "
-                     f"config of its {CONFIG_FILE}") from None
-  return model_config, jax.device_get(params), int(step)
+                     f"config of its {CONFIG_FILE} ({one_line(e)})") from None
+  finally:
+    manager.close()
+  params = jax.device_get(restored["state"]["params"])
+  try:
+    fits = all(jax.tree.leaves(jax.tree.map(lambda s, a: s.shape == a.shape, shapes,
+                                            params)))
+  except ValueError:  # another tree structure
+    fits = False
+  if not fits:
+    raise ValueError(f"{workdir}: the checkpoint's parameters do not fit the model "
+                     f"config of its {CONFIG_FILE}")
+  return model_config, params, int(step)
 
 
 def start_workdir(workdir: str, config, params) -> None:
