@@ -46,31 +46,19 @@ def load_source(workdir: str):
   return model_cfg, params, meta
 
 
-def export(workdir: str, out: str, weights_dtype: str = "float32"):
-  """Build the bundle of ``workdir`` and write it to ``out``; returns the bundle."""
-  model_cfg, params, meta = load_source(workdir)
-  return save_new_bundle(model_cfg, params, meta, out, weights_dtype)
-
-
-def save_new_bundle(model_cfg, params, meta: dict, out: str, weights_dtype: str):
-  """Build the bundle of ``params`` and write it to ``out`` (folders created)."""
-  from cca_jax.codec.bundle import make_bundle, save_bundle
-  bundle = make_bundle(model_cfg, params, meta, weights_dtype=weights_dtype)
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  save_bundle(bundle, out)
-  return bundle
-
-
 def write_bundle(model_cfg, params, meta: dict, out: str, weights_dtype: str,
                  register: bool = True) -> int:
   """The tools' bundle output (``export``, ``convert_torch``): write ``out``, say what
   it holds, register it unless told not to. Returns an exit code."""
+  from cca_jax.codec.bundle import make_bundle, save_bundle
   from cca_jax.codec.errors import CodecError
   from cca_jax.utils.cli import fail
   if os.path.isdir(out):
     return fail(f"{out}: is a directory; --out names the bundle file")
   try:
-    bundle = save_new_bundle(model_cfg, params, meta, out, weights_dtype)
+    bundle = make_bundle(model_cfg, params, meta, weights_dtype=weights_dtype)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    save_bundle(bundle, out)
   except (CodecError, ValueError) as e:
     return fail(e)
   except OSError as e:

@@ -119,24 +119,22 @@ def load_latest_params(workdir: str):
   # the shapes of config.json's model.
   shapes = param_shapes(CCAModel.from_config(model_config))
   item = {"params": jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)}
+  misfit = (f"{workdir}: the checkpoint's parameters do not fit the model config of "
+            f"its {CONFIG_FILE}")
   try:
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
         item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
         partial_restore=True)))
-  except (ValueError, KeyError) as e:
-    raise ValueError(f"{workdir}: the checkpoint's parameters do not fit the model "
-                     f"config of its {CONFIG_FILE} ({one_line(e)})") from None
-  finally:
-    manager.close()
-  params = jax.device_get(restored["state"]["params"])
-  try:
+    params = jax.device_get(restored["state"]["params"])
+    # orbax restores the stored shapes whatever the item says: compare them.
     fits = all(jax.tree.leaves(jax.tree.map(lambda s, a: s.shape == a.shape, shapes,
                                             params)))
-  except ValueError:  # another tree structure
-    fits = False
+  except (ValueError, KeyError) as e:  # another tree structure, a missing tensor
+    raise ValueError(f"{misfit} ({one_line(e)})") from None
+  finally:
+    manager.close()
   if not fits:
-    raise ValueError(f"{workdir}: the checkpoint's parameters do not fit the model "
-                     f"config of its {CONFIG_FILE}")
+    raise ValueError(misfit)
   return model_config, params, int(step)
 
 
