@@ -74,3 +74,11 @@ def torch_single_thread():
   torch.set_num_threads(1)
   yield torch
   torch.set_num_threads(old)
+
+
+def pytest_collection_modifyitems(config, items):
+  """The end-to-end training file first: under ``-n 2 --dist loadfile`` (launch/test.sh)
+  one worker runs it while the other takes the remaining files, so both finish
+  together instead of one waiting for the longest file at the end."""
+  first = [i for i in items if i.path.name == "test_train.py"]
+  items[:] = first + [i for i in items if i.path.name != "test_train.py"]

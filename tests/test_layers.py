@@ -150,8 +150,11 @@ def test_transforms_compute_the_same_function_in_both_formulations():
   ga = AnalysisTransform(12, (8, 8), (1, 1), 1)
   gs = SynthesisTransform((8, 8), (1, 1), 1)
   x = jnp.asarray(np.random.default_rng(15).uniform(size=(2, 16, 24, 3)), jnp.float32)
-  pa = ga.init(jax.random.key(0), x)["params"]
-  ps = gs.init(jax.random.key(1), ga.apply({"params": pa}, x))["params"]
+  # Initialised in one compiled program each with the rbg PRNG (eagerly, with the
+  # default key, the initialisation takes longer than the test).
+  key = lambda seed: jax.random.key(seed, impl="rbg")
+  pa = jax.jit(ga.init)(key(0), x)["params"]
+  ps = jax.jit(gs.init)(key(1), jax.jit(ga.apply)({"params": pa}, x))["params"]
   params = jax.tree_util.tree_map(lambda p: p + 0.1, {"a": pa, "s": ps})
 
   def loss(p):

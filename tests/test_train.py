@@ -10,24 +10,31 @@ import time
 import jax
 import numpy as np
 import pytest
+from flax import traverse_util
 
 from conftest import ROOT, TRAIN_DATA, load_config
-from cca_jax.model.cca import CCAModel
-from cca_jax.train import checkpointing, input_pipeline
+
+from cca_jax.model.cca import CCAModel, init_params
+from cca_jax.train import checkpointing, input_pipeline, partitioning
 from cca_jax.train.state import create_train_state
-from cca_jax.train.step import make_eval_step
+from cca_jax.train.step import make_eval_step, make_train_step
 from cca_jax.train.trainer import train_and_evaluate, validate_config
 
 NUM_STEPS = 60
-OVERRIDES = [f"--config.num_steps={NUM_STEPS}", "--config.checkpoint_every=5",
+# Batch 8: the 8-device test's single-device side is then the very program these
+# runs compile (one compilation of the training step for the whole file). Checkpoints
+# every 10 steps: the killed run is killed while a save is in flight (a save of the
+# tiny state takes ~3 s, ten steps well under one).
+OVERRIDES = [f"--config.num_steps={NUM_STEPS}", "--config.batch_size=8",
+             "--config.checkpoint_every=10",
              "--config.log_every=20", "--config.eval_every=30",
              "--config.data.num_eval_images=2", "--config.data.eval_patch_size=64",
              "--config.milestone_step=40", f"--config.data.train_dir={TRAIN_DATA}"]
 
 
-def run_config():
+def run_config(*extra):
   c = load_config("tiny")
-  for o in OVERRIDES:
+  for o in (*OVERRIDES, *extra):
     key, value = o[len("--config."):].split("=", 1)
     target = c
     *parents, leaf = key.split(".")
@@ -44,22 +51,51 @@ def _env():
 
 
 @pytest.mark.slow
-def test_one_step_on_8_devices_equals_one_device():
-  out = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "tests", "scripts", "data_parallel_step.py")],
-      capture_output=True, text=True, env=_env(), timeout=900)
-  assert out.returncode == 0, out.stderr[-2000:]
-  r = json.loads(out.stdout.strip().splitlines()[-1])
-  assert r["num_devices"] == 8 and r["param_devices_8"] == 8
-  assert r["max_param_update"] > 1e-4  # the step did move the parameters
-  assert r["max_param_diff"] < 1e-6 * max(1.0, r["max_param_update"] * 1e3)
-  assert r["loss_8"] == pytest.approx(r["loss_1"], rel=1e-5)
+def test_one_step_on_8_devices_equals_one_device(tmp_path):
+  config = run_config()
+  model = CCAModel.from_config(config.model)
+  params = jax.device_get(init_params(model, seed=config.seed))
+  x = np.random.RandomState(0).rand(config.batch_size, 64, 64, 3).astype(np.float32)
+  inp, outp = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
+  np.savez(inp, x=x, **traverse_util.flatten_dict(params, sep="/"))
+  # 8 devices in another process (the device count is fixed at start-up), while this
+  # one runs the step on its single device: the two compilations overlap.
+  proc = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, "tests", "scripts", "data_parallel_step.py"),
+       inp, outp, *OVERRIDES], env=_env(), stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True)
+  try:
+    mesh = partitioning.make_mesh(jax.devices()[:1])
+    step = partitioning.jit_train_step(make_train_step(config, model), mesh)
+    state, metrics = step(
+        partitioning.replicate(jax.device_get(create_train_state(config, params=params)),
+                               mesh), partitioning.global_batch(x, mesh))
+    one = traverse_util.flatten_dict(jax.device_get(state.params), sep="/")
+    loss_1 = float(metrics["loss"])
+    _, err = proc.communicate(timeout=900)
+  finally:
+    proc.kill()
+  assert proc.returncode == 0, err[-2000:]
+  with np.load(outp) as f:
+    eight = dict(f)
+  assert int(eight.pop("num_devices")) == 8 and int(eight.pop("param_devices")) == 8
+  loss_8 = float(eight.pop("loss"))
+  assert eight.keys() == one.keys()
+  start = traverse_util.flatten_dict(params, sep="/")
+  max_update = max(float(np.max(np.abs(one[k] - start[k]))) for k in one)
+  max_diff = max(float(np.max(np.abs(one[k] - eight[k]))) for k in one)
+  assert max_update > 1e-4  # the step did move the parameters
+  assert max_diff < 1e-6 * max(1.0, max_update * 1e3)
+  assert loss_8 == pytest.approx(loss_1, rel=1e-5)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("uninterrupted"))
-  state = train_and_evaluate(run_config(), workdir)
+  # One checkpoint, at the end: the killed run, which saves every 10 steps, must
+  # reach the same parameters.
+  state = train_and_evaluate(run_config(f"--config.checkpoint_every={NUM_STEPS}"),
+                             workdir)
   return workdir, jax.device_get(state)
 
 
@@ -70,7 +106,7 @@ def test_training_reduces_the_loss(uninterrupted, capsys):
   model = CCAModel.from_config(config.model)
   initial = create_train_state(config, model)
   batches = input_pipeline.train_batches(config)
-  x = np.concatenate([next(batches) for _ in range(4)])
+  x = next(batches)
   eval_step = jax.jit(make_eval_step(config, model))
   before = float(np.mean(eval_step(initial.params, x, NUM_STEPS)["loss"]))
   after = float(np.mean(eval_step(final.params, x, NUM_STEPS)["loss"]))
@@ -110,7 +146,9 @@ def test_kill_and_resume_equals_uninterrupted(uninterrupted, tmp_path, capsys):
     proc.wait()
   assert proc.returncode == -signal.SIGKILL
 
-  state = train_and_evaluate(run_config(), workdir)
+  # Resumed with a checkpoint at the end only (the cadence is no part of the run).
+  state = train_and_evaluate(run_config(f"--config.checkpoint_every={NUM_STEPS}"),
+                             workdir)
   out = capsys.readouterr().out
   restored = int(out.split("restored step ")[1].split()[0])
   assert 10 <= restored < NUM_STEPS
@@ -130,7 +168,8 @@ def test_init_from_starts_from_another_workdir(uninterrupted, tmp_path):
   config.init_from = source
   params = _init_params_from(config)
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(params), final.params)
-  config.num_steps, config.eval_every, config.lmbda = 2, 1000, 6.0
+  # The source's config but for the length: its training step, compiled already.
+  config.num_steps, config.eval_every = 2, 1000
   state = train_and_evaluate(config, str(tmp_path / "ft"))
   assert int(state.step) == 2
   other = run_config()

@@ -3,6 +3,7 @@ on every machine."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 from jax import lax
 
 
+@functools.partial(jax.jit, static_argnames=("shape", "dtype"))
 def symmetric_uniform(key, shape, bound: float, dtype=jnp.float32) -> jax.Array:
   """``U(-bound, bound)`` samples that are the same bits on every CPU and backend.
 
@@ -18,6 +20,10 @@ def symmetric_uniform(key, shape, bound: float, dtype=jnp.float32) -> jax.Array:
   weights under ``--xla_cpu_max_isa=SSE4_2``). Here 23 random bits make a float in
   [2, 4) by bit pattern, ``- 3`` gives ``v`` in [-1, 1) exactly, and the one rounding
   left is ``v * bound``, which no contraction can change.
+
+  Compiled as one program per shape (``bound`` is an argument): the eager
+  initialisation of a model then compiles one small program per parameter shape
+  instead of six (configs/tiny.py, empty cache: 31-33 s -> 21-22 s, the same bits).
   """
   bits = jax.random.bits(key, shape, jnp.uint32)
   v = lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x40000000), jnp.float32) - 3.0
