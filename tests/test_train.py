@@ -13,7 +13,6 @@ import pytest
 from flax import traverse_util
 
 from conftest import ROOT, TRAIN_DATA, load_config
-
 from cca_jax.model.cca import CCAModel, init_params
 from cca_jax.train import checkpointing, input_pipeline, partitioning
 from cca_jax.train.state import create_train_state
