@@ -179,11 +179,7 @@ def torch_step(cfg, batch: int, size: int, threads: int):
   import torch
   import torch_reference as tr
   torch.set_num_threads(threads)
-  m = cfg.model
-  net = tr.CCARef(M=m.M, N=m.N, hyper_dim=m.hyper_dim, ae_dim=tuple(m.ae_dim),
-                  ae_layers=tuple(m.ae_layers), num_rbb=m.num_rbb, em_dim=m.em_dim,
-                  em_layers=m.em_layers, cc_dims=tuple(m.cc_dims), k=m.k,
-                  num_slices=m.num_slices, cca_training=True)
+  net = tr.CCARef.from_config(cfg.model)
   net.train()
   x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
 

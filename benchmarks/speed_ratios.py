@@ -62,11 +62,7 @@ def torch_codec(config, threads: int, seed: int = 0):
   import torch
   import torch_reference as tr
   torch.set_num_threads(threads)
-  mc = config.model
-  net = tr.CCARef(M=mc.M, N=mc.N, hyper_dim=mc.hyper_dim, ae_dim=tuple(mc.ae_dim),
-                  ae_layers=tuple(mc.ae_layers), num_rbb=mc.num_rbb, em_dim=mc.em_dim,
-                  em_layers=mc.em_layers, cc_dims=tuple(mc.cc_dims), k=mc.k,
-                  num_slices=mc.num_slices, cca_training=False)
+  net = tr.CCARef.from_config(config.model, cca_training=False)
   tr.randomize_(net, seed)
   net.eval()
   table = torch.exp(torch.linspace(torch.log(torch.tensor(0.11)),

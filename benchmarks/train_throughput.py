@@ -64,11 +64,7 @@ def make_torch_step(config, seed: int = 0, threads: int = 2):
   import torch_reference as tr
   torch.set_num_threads(threads)
   torch.manual_seed(seed)
-  mc = config.model
-  net = tr.CCARef(M=mc.M, N=mc.N, hyper_dim=mc.hyper_dim, ae_dim=tuple(mc.ae_dim),
-                  ae_layers=tuple(mc.ae_layers), num_rbb=mc.num_rbb, em_dim=mc.em_dim,
-                  em_layers=mc.em_layers, cc_dims=tuple(mc.cc_dims), k=mc.k,
-                  num_slices=mc.num_slices)
+  net = tr.CCARef.from_config(config.model)
   main = [p for n, p in net.named_parameters() if not n.endswith("quantiles")]
   quant = [p for n, p in net.named_parameters() if n.endswith("quantiles")]
   opt = torch.optim.Adam(main, lr=config.learning_rate)

@@ -66,10 +66,7 @@ def ref(torch_single_thread):
   torch = torch_single_thread
   import torch_reference as tr
   cfg = load_config("tiny").model
-  net = tr.CCARef(M=cfg.M, N=cfg.N, hyper_dim=cfg.hyper_dim, ae_dim=tuple(cfg.ae_dim),
-                  ae_layers=tuple(cfg.ae_layers), num_rbb=cfg.num_rbb, em_dim=cfg.em_dim,
-                  em_layers=cfg.em_layers, cc_dims=tuple(cfg.cc_dims), k=cfg.k,
-                  num_slices=cfg.num_slices, cca_training=True)
+  net = tr.CCARef.from_config(cfg)
   tr.randomize_(net, seed=3)
   net.eval()
   sd = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}

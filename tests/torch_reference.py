@@ -612,6 +612,14 @@ class AuxEntropyModel(nn.Module):
 class CCARef(nn.Module):
   """Official CCA model (models/vae.py) with the official state_dict names."""
 
+  @classmethod
+  def from_config(cls, m, cca_training: bool = True) -> "CCARef":
+    """The reference model of a cca-jax model config (``config.model``)."""
+    return cls(M=m.M, N=m.N, hyper_dim=m.hyper_dim, ae_dim=tuple(m.ae_dim),
+               ae_layers=tuple(m.ae_layers), num_rbb=m.num_rbb, em_dim=m.em_dim,
+               em_layers=m.em_layers, cc_dims=tuple(m.cc_dims), k=m.k,
+               num_slices=m.num_slices, cca_training=cca_training)
+
   def __init__(
     self,
     M: int = 320,
