@@ -80,8 +80,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.two_stage_lambda = True
   c.stage1_lmbda = -1.0       # stage-1 lambda; < 0: official (0.3 if lmbda < 7 else 2)
   # Fine-tuning: start from the parameters of another training workdir's latest
-  # checkpoint (fresh optimizers, step 0) instead of the seeded initialisation, as
-  # the official code trains its other rate points after the milestone.
+  # checkpoint, or from a model bundle's weights (a .ccam file or a model name such
+  # as "q6"; the auxiliary model starts fresh), with fresh optimizers at step 0,
+  # instead of the seeded initialisation, as the official code trains its other
+  # rate points after the milestone.
   c.init_from = ""
 
   # Checkpoints (orbax, in WORKDIR/checkpoints), logs, validation.

@@ -5,6 +5,7 @@ and float16 bundles."""
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -181,3 +182,40 @@ def test_float16_bundle(tiny_config, tiny_params, tmp_path):
   big["h_a"]["layers_4"]["bias"] = np.full_like(b.params["h_a"]["layers_4"]["bias"], 1e6)
   with pytest.raises(CodecError, match="overflows float16"):
     make_bundle(b.config, big, weights_dtype="float16")
+
+
+def test_fine_tuning_from_a_bundle(tiny_config, tiny_params, tmp_path, shipped,
+                                   monkeypatch, tiny_workdir):
+  """``init_from`` naming a bundle (file or model name): its weights, the auxiliary
+  model fresh from the seed; a workdir or an unknown name is left to the trainer;
+  another model config is refused."""
+  from cca_jax.codec.bundle import fine_tuning_params
+  from cca_jax.model.cca import CCAModel
+  from cca_jax.train.trainer import complete_params
+  monkeypatch.setattr(registry, "shipped_dir", lambda: shipped)
+  b = make_bundle(tiny_config.model, tiny_params, weights_dtype="float16")
+  path = str(tmp_path / "b.ccam")
+  save_bundle(b, path)
+  params = fine_tuning_params(path, tiny_config.model)
+  assert "aux_entropymodel" not in params and "aux_entropymodel" in tiny_params
+  config = tiny_config.copy_and_resolve_references()
+  config.seed = 0  # tiny_params' seed
+  full = complete_params(config, CCAModel.from_config(config.model), params)
+  np.testing.assert_array_equal(full["h_a"]["layers_0"]["kernel"],
+                                b.params["h_a"]["layers_0"]["kernel"])
+  assert not np.array_equal(full["h_a"]["layers_0"]["kernel"],
+                            tiny_params["h_a"]["layers_0"]["kernel"])  # float16-rounded
+  np.testing.assert_array_equal(  # the aux model: the seeded initialisation
+      jax.tree.leaves(full["aux_entropymodel"])[0],
+      jax.tree.leaves(tiny_params["aux_entropymodel"])[0])
+  assert fine_tuning_params("q1", tiny_config.model) is not None  # a model name
+  assert fine_tuning_params(tiny_workdir, tiny_config.model) is None
+  assert fine_tuning_params("no/such/thing", tiny_config.model) is None
+  assert fine_tuning_params("", tiny_config.model) is None
+  other = tiny_config.model.copy_and_resolve_references()
+  other.M = other.M + 8
+  with pytest.raises(CodecError, match="another model config"):
+    fine_tuning_params(path, other)
+  wrong = dict(params, h_a={"layers_0": {"kernel": np.zeros((1, 1, 1, 1))}})
+  with pytest.raises(ValueError, match="do not fit"):
+    complete_params(tiny_config, CCAModel.from_config(tiny_config.model), wrong)

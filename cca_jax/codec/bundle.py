@@ -348,6 +348,22 @@ def load_bundle(path: str) -> ModelBundle:
                      weights_dtype, version, luts)
 
 
+def fine_tuning_params(spec: str, model_cfg) -> dict | None:
+  """The weights of the bundle that ``spec`` names (a file or a model name such as
+  ``q6``), for fine-tuning a model of config ``model_cfg``; None if ``spec`` names
+  no bundle (a training workdir, say). Raises ``CodecError`` for a bundle of another
+  model config."""
+  from cca_jax.codec import registry
+  if not spec or os.path.isdir(spec):
+    return None
+  if not os.path.isfile(spec) and registry.resolve_name(spec) is None:
+    return None
+  bundle = load_bundle(spec)
+  if bundle.config != canonical_config(model_cfg):
+    raise CodecError(f"{spec} holds another model config")
+  return bundle.params
+
+
 def bundle_files(directory: str) -> list[str]:
   """The ``*.ccam`` files directly in ``directory``, sorted."""
   return [os.path.join(directory, n) for n in sorted(os.listdir(directory))

@@ -6,6 +6,11 @@
 
 Any config field can be overridden with ``--config.<field>=<value>``. Re-running with
 the same ``--workdir`` resumes from its latest checkpoint.
+
+Fine-tuning: ``--config.init_from=W`` starts from the latest checkpoint of training
+workdir ``W``; ``--config.init_from=B`` from the weights of model bundle ``B`` (a
+``.ccam`` file or a model name such as ``q6``, ``cca-jax models`` lists them; the
+auxiliary entropy model, which bundles drop, starts fresh from ``config.seed``).
 """
 
 from __future__ import annotations
@@ -32,13 +37,17 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not _VERBOSE.value:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save step at INFO
+  from cca_jax.codec.bundle import fine_tuning_params
+  from cca_jax.codec.errors import CodecError
   from cca_jax.train import partitioning, trainer
   from cca_jax.utils import compilation_cache
   compilation_cache.enable()
   try:
     partitioning.maybe_initialize_distributed(_DISTRIBUTED.value)
-    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (ValueError, FileNotFoundError) as e:
+    config = _CONFIG.value
+    trainer.train_and_evaluate(config, _WORKDIR.value,
+                               fine_tuning_params(config.init_from, config.model))
+  except (ValueError, FileNotFoundError, CodecError) as e:
     from cca_jax.utils.cli import fail
     sys.exit(fail(e))
 

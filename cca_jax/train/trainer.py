@@ -74,9 +74,32 @@ def _init_params_from(config):
   return params
 
 
-def train_and_evaluate(config, workdir: str) -> TrainState:
+def complete_params(config, model: CCAModel, params: dict) -> dict:
+  """``params`` with the parts it lacks initialised from ``config.seed`` (a model
+  bundle holds no auxiliary entropy model: fine-tuning from one trains a fresh one).
+  Refuses parameters of another shape than ``config.model``'s."""
+  from cca_jax.model.cca import init_params
+  fresh = init_params(model, seed=config.seed)
+  out = dict(fresh)
+  for name, tree in params.items():
+    if name not in fresh:
+      raise ValueError(f"the initial parameters hold {name!r}, which the model config "
+                       "does not have")
+    if jax.tree.structure(tree) != jax.tree.structure(fresh[name]) or any(
+        np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(tree),
+                                                  jax.tree.leaves(fresh[name]))):
+      raise ValueError(f"the initial parameters of {name!r} do not fit the model config")
+    out[name] = jax.tree.map(lambda a: np.asarray(a, np.float32), tree)
+  return out
+
+
+def train_and_evaluate(config, workdir: str, init_params: dict | None = None
+                       ) -> TrainState:
   """Train ``config`` in ``workdir`` (resuming the latest checkpoint there); returns
-  the final state (replicated on the mesh)."""
+  the final state (replicated on the mesh). A fresh run starts from ``init_params``
+  when given (parts it lacks, such as the auxiliary model that model bundles drop,
+  are initialised), else from ``config.init_from``'s latest checkpoint, else from
+  ``config.seed``."""
   from cca_jax.train import input_pipeline  # TensorFlow only where data is read
 
   mesh = partitioning.make_mesh()
@@ -101,6 +124,12 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         manager, abstract, partitioning.replicated(mesh))
     writer.print(f"restored step {restored} from "
                  f"{checkpointing.checkpoint_dir(workdir)}")
+  elif init_params is not None:
+    state = partitioning.replicate(create_train_state(
+        config, model, complete_params(config, model, init_params)), mesh)
+    writer.print(f"fine-tuning from {config.init_from or 'the given parameters'}"
+                 + ("" if "aux_entropymodel" in init_params else
+                    " (a fresh auxiliary entropy model)"))
   elif config.get("init_from"):
     state = partitioning.replicate(
         create_train_state(config, model, _init_params_from(config)), mesh)
