@@ -30,4 +30,11 @@ for l in 150 40 15 7 1.8 0.3; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/ship_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
+# The top rate point, fine-tuned from the exported lambda-0.3 bundle (alpha 0.2 keeps
+# the z rate from becoming free; configs/shipped.py, models/README.md).
+train 0.05 --config.init_from=models/cca-m96-l0.3.ccam --config.alpha=0.2 \
+  --config.num_steps=2000 --config.learning_rate=5e-4 --config.warmup_steps=0 \
+  --config.eval_every=500 --config.checkpoint_every=250
+.venv/bin/python -m cca_jax.export --workdir workdirs/ship_0.05 \
+  --out models/cca-m96-l0.05.ccam --weights float16 --no-register
 echo "== done $(date)"

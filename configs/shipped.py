@@ -17,7 +17,9 @@ official code) the CCA term adds alpha = 1 to the y-rate weight only, so the obj
 weighs the y rate by lambda + 1 and the z rate by lambda: below the paper's smallest
 lambda (0.3) the hyperprior becomes nearly free in the loss and takes bits without
 paying for them (tried: lambda 0.05, 700 steps: z grew from 0.0005 to 0.11 bpp for
-+0.2 dB). That caps the highest rate of this objective.
++0.2 dB). The top point (lambda 0.05) therefore lowers alpha to 0.2 as well
+(``--config.alpha=0.2``: y weighed 5 times z, as about at lambda 0.3), fine-tuned from
+the lambda-0.3 bundle (benchmarks/train_shipped.sh).
 
   # base model (lambda 1.8), then the other rate points fine-tuned from it:
   .venv/bin/python -m cca_jax.train --config configs/shipped.py:1.8 --workdir workdirs/ship_1.8
