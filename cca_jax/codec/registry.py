@@ -12,7 +12,7 @@ Three places, searched in this order when a stream's model is looked up by its i
 
 The shipped models are one RD curve: ``quality`` 1 (smallest files) to N, in
 decreasing order of their training lambda (the rate weight: the largest lambda makes
-the smallest files); the default is the middle one (quality 4 of 7 or 6, 3 of 4, 2 of 3). A model name
+the smallest files); the default is the middle one (quality 4 of 7 or of 6, 3 of 4, 2 of 3). A model name
 is one of ``default``, ``q1`` .. ``qN`` (also ``quality=N``), a shipped model's file
 name without ``.ccam``, or a model id (16 hex digits, a bundle's first sha256 bytes).
 """
