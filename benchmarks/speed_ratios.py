@@ -34,6 +34,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+from cca_jax.utils.memory import retain_freed_memory  # noqa: E402
+
+# As the entry points do (cca_jax/utils/memory.py): first, before any thread
+# allocates; CCA_JAX_MALLOC=default measures glibc's defaults.
+retain_freed_memory()
 KODIM01 = os.path.join(ROOT, "..", "shared", "data", "kodak", "kodim01.png")
 
 

@@ -3,6 +3,8 @@ reference (tests/torch_reference.py), part by part, side by side in one run.
 
   nice .venv/bin/python benchmarks/train_profile.py [--config configs/paper.py]
       [--batch 2 --size 256 --reps 3 --threads 2 --json out/train_profile.json]
+      [--parts g_a,h_a,h_s,g_s]   # a subset (the paper config's whole set needs more
+                                  # than 24 GB in one process beside PyTorch's)
 
 Parts, each forward + backward (gradients w.r.t. the part's parameters and its
 input, a fixed random cotangent), then the whole objective and the whole step:
@@ -30,10 +32,16 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests"), os.path.dirname(__file__)]
+
+from cca_jax.utils.memory import retain_freed_memory  # noqa: E402
+
+# As the entry points do (cca_jax/utils/memory.py): first, before any thread
+# allocates; CCA_JAX_MALLOC=default measures glibc's defaults.
+retain_freed_memory()
+
+import numpy as np  # noqa: E402
 
 PARTS = ("g_a", "h_a", "h_s", "g_s", "loss", "step")
 
@@ -51,7 +59,7 @@ def _shapes(cfg, batch: int, size: int) -> dict:
 # ----------------------------------------------------------------------------
 
 
-def torch_parts(cfg, batch: int, size: int, threads: int) -> dict:
+def torch_parts(cfg, batch: int, size: int, threads: int, parts=PARTS) -> dict:
   """name -> zero-argument callable running that part forward and backward."""
   import torch
   import torch_reference as tr
@@ -65,6 +73,8 @@ def torch_parts(cfg, batch: int, size: int, threads: int) -> dict:
   modules = {"g_a": [net.g_a], "h_a": [net.h_a], "h_s": [net.h_mean_s, net.h_scale_s],
              "g_s": [net.g_s]}
   for name, shape in _shapes(cfg, batch, size).items():
+    if name not in parts:
+      continue
     b, h, w, c = shape
     x = torch.rand(b, c, h, w, generator=gen).requires_grad_(True)
     outs = [mod(x) for mod in modules[name]]
@@ -84,15 +94,18 @@ def torch_parts(cfg, batch: int, size: int, threads: int) -> dict:
     out = net(img, training=True)
     tr.rd_loss(out, img, beta=float(cfg.lmbda))["loss"].backward()
 
-  calls["loss"] = loss
-  step = make_torch_step(cfg, 0, threads)
-  calls["step"] = lambda: step(img)
+  if "loss" in parts:
+    calls["loss"] = loss
+  if "step" in parts:
+    step = make_torch_step(cfg, 0, threads)
+    calls["step"] = lambda: step(img)
   return calls
 
 
-def _torch_worker(conn, config: str, batch: int, size: int, threads: int) -> None:
+def _torch_worker(conn, config: str, batch: int, size: int, threads: int,
+                  parts) -> None:
   from cca_jax.config import load_config_file
-  calls = torch_parts(load_config_file(config), batch, size, threads)
+  calls = torch_parts(load_config_file(config), batch, size, threads, parts)
   conn.send("ready")
   while True:
     name = conn.recv()
@@ -104,12 +117,13 @@ def _torch_worker(conn, config: str, batch: int, size: int, threads: int) -> Non
 
 
 class TorchProcess:
-  def __init__(self, config: str, batch: int, size: int, threads: int):
+  def __init__(self, config: str, batch: int, size: int, threads: int, parts=PARTS):
     import multiprocessing as mp
     ctx = mp.get_context("spawn")
     self.conn, child = ctx.Pipe()
     self.proc = ctx.Process(target=_torch_worker,
-                            args=(child, config, batch, size, threads), daemon=True)
+                            args=(child, config, batch, size, threads, parts),
+                            daemon=True)
     self.proc.start()
     assert self.conn.recv() == "ready"
 
@@ -127,7 +141,7 @@ class TorchProcess:
 # ----------------------------------------------------------------------------
 
 
-def jax_parts(cfg, batch: int, size: int) -> tuple[dict, dict]:
+def jax_parts(cfg, batch: int, size: int, parts=PARTS) -> tuple[dict, dict]:
   """``(name -> zero-argument callable that blocks, name -> GFLOP of the program)``."""
   import jax
   import jax.numpy as jnp
@@ -145,6 +159,8 @@ def jax_parts(cfg, batch: int, size: int) -> tuple[dict, dict]:
   key = jax.random.key(1)
   for name, shape in _shapes(cfg, batch, size).items():
     key, k1, k2 = jax.random.split(key, 3)
+    if name not in parts:
+      continue
     x = jax.random.uniform(k1, shape)
     names = submodules[name]
 
@@ -171,9 +187,12 @@ def jax_parts(cfg, batch: int, size: int) -> tuple[dict, dict]:
     out = model.apply({"params": p}, x, training=True, rngs={"noise": k})
     return rd_loss(out, x, lmbda=float(cfg.lmbda))["loss"]
 
-  compiled = jax.jit(jax.grad(loss)).lower(params, img, key).compile()
-  gflop["loss"] = _flops(compiled) / 1e9
-  calls["loss"] = (lambda f=compiled: jax.block_until_ready(f(params, img, key)))
+  if "loss" in parts:
+    compiled = jax.jit(jax.grad(loss)).lower(params, img, key).compile()
+    gflop["loss"] = _flops(compiled) / 1e9
+    calls["loss"] = (lambda f=compiled: jax.block_until_ready(f(params, img, key)))
+  if "step" not in parts:
+    return calls, gflop
   mesh = partitioning.make_mesh()
   # A copy: the step donates its state, and the parts above keep using ``params``.
   holder = {"state": partitioning.replicate(
@@ -220,18 +239,23 @@ def main(argv=None) -> int:
   p.add_argument("--reps", type=int, default=3)
   p.add_argument("--threads", type=int, default=2, help="PyTorch threads")
   p.add_argument("--json", default="", help="also write the numbers here")
+  p.add_argument("--parts", default=",".join(PARTS),
+                 help=f"comma-separated subset of {','.join(PARTS)}")
   args = p.parse_args(argv)
+  parts = tuple(n for n in PARTS if n in args.parts.split(","))
+  if not parts or set(args.parts.split(",")) - set(PARTS):
+    p.error(f"--parts: choose from {','.join(PARTS)}")
   from cca_jax.config import load_config_file
   cfg = load_config_file(args.config)
   cfg.batch_size, cfg.patch_size = args.batch, args.size
   load = os.getloadavg()[0]
   t = time.perf_counter()
-  calls, gflop = jax_parts(cfg, args.batch, args.size)
+  calls, gflop = jax_parts(cfg, args.batch, args.size, parts)
   print(f"compiled the JAX parts in {time.perf_counter() - t:.0f} s", flush=True)
-  torch = TorchProcess(args.config, args.batch, args.size, args.threads)
-  times = {(side, n): [] for n in PARTS for side in ("jax", "torch")}
+  torch = TorchProcess(args.config, args.batch, args.size, args.threads, parts)
+  times = {(side, n): [] for n in parts for side in ("jax", "torch")}
   for rep in range(args.reps + 1):  # round 0 warms up
-    for n in PARTS:
+    for n in parts:
       t = time.perf_counter()
       calls[n]()
       jt = time.perf_counter() - t
@@ -248,20 +272,20 @@ def main(argv=None) -> int:
   print(f"{'part':6s} {'jax ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP':>7s} "
         f"{'jax GFLOP/s':>11s} {'% matmul':>8s}")
   rows = []
-  for n in PARTS:
+  for n in parts:
     j, tt = med[("jax", n)], med[("torch", n)]
     rows.append({"part": n, "jax_s": j, "torch_s": tt, "ratio": j / tt,
                  "gflop": gflop[n], "jax_gflops": gflop[n] / j})
     print(f"{n:6s} {j * 1e3:9.1f} {tt * 1e3:9.1f} {j / tt:6.2f} {gflop[n]:7.1f} "
           f"{gflop[n] / j:11.0f} {100 * gflop[n] / j / rate:7.0f}%")
-  parts = sum(med[("jax", n)] for n in PARTS[:4]), sum(med[("torch", n)]
-                                                      for n in PARTS[:4])
-  for label, a, b in (("entropy models + loss terms (loss - transforms)",
-                       med[("jax", "loss")] - parts[0], med[("torch", "loss")] - parts[1]),
-                      ("optimizers and clipping (step - loss)",
-                       med[("jax", "step")] - med[("jax", "loss")],
-                       med[("torch", "step")] - med[("torch", "loss")])):
-    print(f"{label}: jax {a * 1e3:.0f} ms, torch {b * 1e3:.0f} ms")
+  if set(PARTS) <= set(parts):  # the derived shares need every part in this run
+    tf = [sum(med[(side, n)] for n in PARTS[:4]) for side in ("jax", "torch")]
+    for label, a, b in (("entropy models + loss terms (loss - transforms)",
+                         med[("jax", "loss")] - tf[0], med[("torch", "loss")] - tf[1]),
+                        ("optimizers and clipping (step - loss)",
+                         med[("jax", "step")] - med[("jax", "loss")],
+                         med[("torch", "step")] - med[("torch", "loss")])):
+      print(f"{label}: jax {a * 1e3:.0f} ms, torch {b * 1e3:.0f} ms")
   if args.json:
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:

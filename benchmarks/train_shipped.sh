@@ -8,7 +8,7 @@
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export JAX_PLATFORMS=cpu GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}
+export JAX_PLATFORMS=cpu
 ft_steps=${1:-1000}
 train() { nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$1" \
   --workdir "workdirs/ship_$1" "${@:2}"; }

@@ -15,10 +15,16 @@ import os
 import sys
 import time
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+from cca_jax.utils.memory import retain_freed_memory  # noqa: E402
+
+# As the entry points do (cca_jax/utils/memory.py): first, before any thread
+# allocates; CCA_JAX_MALLOC=default measures glibc's defaults.
+retain_freed_memory()
+
+import numpy as np  # noqa: E402
 
 
 def bench_jax(config, steps, warmup):

@@ -349,6 +349,8 @@ def _run_absl(module, prog: str, argv: list) -> int:
 
 
 def main(argv=None) -> int:
+  from cca_jax.utils.memory import retain_freed_memory
+  retain_freed_memory()  # first: before numpy or jax start threads
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help"):
     print(_usage())

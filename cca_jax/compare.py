@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import sys
 
-from cca_jax.eval.compare import main
+from cca_jax.utils.memory import retain_freed_memory
+
+retain_freed_memory()  # first: before any other thread allocates (utils/memory.py)
+
+from cca_jax.eval.compare import main  # noqa: E402
 
 if __name__ == "__main__":
   sys.exit(main())

@@ -10,8 +10,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/setup.sh
 export JAX_PLATFORMS=cpu
-# XLA maps a fresh temporary buffer on every step; huge pages cut the page faults
-# 50-100x (configs/cpu.py step 0.36 -> 0.29 s, see docs/benchmarks.md).
-export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}
 exec .venv/bin/python -m cca_jax.train --config "${CONFIG:-configs/cpu.py}" \
   --workdir "${WORKDIR:-workdirs/cpu}" --config.num_steps="${STEPS:-300}" "$@"

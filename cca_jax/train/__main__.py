@@ -18,8 +18,12 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from cca_jax.utils.memory import retain_freed_memory
+
+retain_freed_memory()  # first: before any other thread allocates (utils/memory.py)
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "config file (.py[:arg])",
                                           lock_config=True)
