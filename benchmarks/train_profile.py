@@ -5,6 +5,7 @@ reference (tests/torch_reference.py), part by part, side by side in one run.
       [--batch 2 --size 256 --reps 3 --threads 2 --json out/train_profile.json]
       [--parts g_a,h_a,h_s,g_s]   # a subset (the paper config's whole set needs more
                                   # than 24 GB in one process beside PyTorch's)
+      [--torch-malloc default]    # PyTorch with glibc's malloc defaults
 
 Parts, each forward + backward (gradients w.r.t. the part's parameters and its
 input, a fixed random cotangent), then the whole objective and the whole step:
@@ -18,7 +19,10 @@ input, a fixed random cotangent), then the whole objective and the whole step:
 
 JAX runs in this process (the ``cpu`` formulation, XLA's defaults, as training
 does), PyTorch in a child process (its thread pool and XLA's never share a process),
-both interleaved (one warm-up, ``--reps`` rounds, medians). For each JAX part the
+both interleaved (one warm-up, ``--reps`` rounds, medians). Both keep freed memory
+mapped as the entry points do (``cca_jax.utils.memory``; ``CCA_JAX_MALLOC=default``
+gives both glibc's defaults, ``--torch-malloc default`` only PyTorch, as the
+official train.py runs). For each JAX part the
 compiled program's flop count (XLA's cost analysis) gives its arithmetic rate, next
 to this machine's float32 matrix-product rate measured in the same run.
 """
@@ -39,7 +43,7 @@ from cca_jax.utils.memory import retain_freed_memory  # noqa: E402
 
 # As the entry points do (cca_jax/utils/memory.py): first, before any thread
 # allocates; CCA_JAX_MALLOC=default measures glibc's defaults.
-retain_freed_memory()
+retained = retain_freed_memory()
 
 import numpy as np  # noqa: E402
 
@@ -239,6 +243,9 @@ def main(argv=None) -> int:
   p.add_argument("--reps", type=int, default=3)
   p.add_argument("--threads", type=int, default=2, help="PyTorch threads")
   p.add_argument("--json", default="", help="also write the numbers here")
+  p.add_argument("--torch-malloc", choices=("same", "default"), default="same",
+                 help="PyTorch's malloc setting: the same as JAX's (utils/memory.py), "
+                      "or glibc's defaults as the official train.py runs")
   p.add_argument("--parts", default=",".join(PARTS),
                  help=f"comma-separated subset of {','.join(PARTS)}")
   args = p.parse_args(argv)
@@ -252,6 +259,8 @@ def main(argv=None) -> int:
   t = time.perf_counter()
   calls, gflop = jax_parts(cfg, args.batch, args.size, parts)
   print(f"compiled the JAX parts in {time.perf_counter() - t:.0f} s", flush=True)
+  if args.torch_malloc == "default":  # read by the child's retain_freed_memory()
+    os.environ["CCA_JAX_MALLOC"] = "default"
   torch = TorchProcess(args.config, args.batch, args.size, args.threads, parts)
   times = {(side, n): [] for n in parts for side in ("jax", "torch")}
   for rep in range(args.reps + 1):  # round 0 warms up
@@ -267,7 +276,9 @@ def main(argv=None) -> int:
   rate = matmul_rate()
   med = {k: statistics.median(v) for k, v in times.items()}
   print(f"\n{args.config} batch {args.batch} of {args.size}x{args.size}, forward + "
-        f"backward, medians of {args.reps} interleaved rounds; load {load:.2f} at "
+        f"backward, medians of {args.reps} interleaved rounds; malloc: JAX "
+        f"{'kept mapped' if retained else 'glibc defaults'}, PyTorch "
+        f"{'glibc defaults' if args.torch_malloc == 'default' or not retained else 'kept mapped'}; load {load:.2f} at "
         f"start, {os.getloadavg()[0]:.2f} at end; float32 matmul {rate:.0f} GFLOP/s")
   print(f"{'part':6s} {'jax ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP':>7s} "
         f"{'jax GFLOP/s':>11s} {'% matmul':>8s}")
@@ -290,6 +301,7 @@ def main(argv=None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
       json.dump({"config": args.config, "batch": args.batch, "size": args.size,
+                 "malloc_retained": retained, "torch_malloc": args.torch_malloc,
                  "reps": args.reps, "load_start": load, "matmul_gflops": rate,
                  "rows": rows, "times": {f"{s} {n}": v for (s, n), v in times.items()}},
                 f, indent=1)
