@@ -40,6 +40,7 @@ from cca_jax.utils.memory import retain_freed_memory  # noqa: E402
 # As the entry points do (cca_jax/utils/memory.py): first, before any thread
 # allocates; CCA_JAX_MALLOC=default measures glibc's defaults.
 retain_freed_memory()
+
 KODIM01 = os.path.join(ROOT, "..", "shared", "data", "kodak", "kodim01.png")
 
 

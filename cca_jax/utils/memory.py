@@ -12,10 +12,12 @@ million page faults per paper-config step, seconds of kernel and user time
 (``M_ARENA_MAX=1``), no ``mmap`` for large requests (``M_MMAP_MAX=0``) and no
 trimming of the heap (``M_TRIM_THRESHOLD`` at its maximum). Freed buffers then stay
 in the heap and the next call reuses pages that are already mapped. The process's
-resident size stays at its peak (what it would touch anyway at the next call).
+resident size stays at its peak (what it would touch anyway at the next call). The
+cost: XLA's compiler threads share the one arena (the paper config's programs compiled
+1.3-1.45x as long in docs/benchmarks.md's runs; the small models' did not change).
 
-It must run before any thread allocates (glibc fixes the arena limit when the first
-extra arena is made), so the entry points (``cca-jax``, ``python -m cca_jax.train``,
+It must run before any other thread allocates (a thread keeps the arena it got at its
+first allocation), so the entry points (``cca-jax``, ``python -m cca_jax.train``,
 the ``python -m`` tools) call it first, before importing numpy or jax. A library user
 who wants the same calls it as their program's first statement, or sets
 ``GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...``
