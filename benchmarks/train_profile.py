@@ -275,10 +275,11 @@ def main(argv=None) -> int:
   torch.close()
   rate = matmul_rate()
   med = {k: statistics.median(v) for k, v in times.items()}
+  torch_retained = retained and args.torch_malloc == "same"
   print(f"\n{args.config} batch {args.batch} of {args.size}x{args.size}, forward + "
         f"backward, medians of {args.reps} interleaved rounds; malloc: JAX "
         f"{'kept mapped' if retained else 'glibc defaults'}, PyTorch "
-        f"{'glibc defaults' if args.torch_malloc == 'default' or not retained else 'kept mapped'}; load {load:.2f} at "
+        f"{'kept mapped' if torch_retained else 'glibc defaults'}; load {load:.2f} at "
         f"start, {os.getloadavg()[0]:.2f} at end; float32 matmul {rate:.0f} GFLOP/s")
   print(f"{'part':6s} {'jax ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'GFLOP':>7s} "
         f"{'jax GFLOP/s':>11s} {'% matmul':>8s}")
