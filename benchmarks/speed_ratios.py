@@ -20,6 +20,9 @@ Parts (each in its own process, so each runs under its own XLA setting):
   under 150 ms each.
 
 Every timed call alternates between the two sides (warm-up calls first); medians.
+Both sides of a part share its process, so both keep freed memory mapped as the entry
+points do (``cca_jax.utils.memory``), or both run on glibc's defaults with
+``CCA_JAX_MALLOC=default`` (docs/benchmarks.md records both).
 """
 
 from __future__ import annotations
