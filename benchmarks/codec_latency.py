@@ -67,7 +67,7 @@ def main(argv=None) -> int:
   import jax
   from cca_jax.codec import decode, encode, load_bundle, make_bundle, save_bundle
   from cca_jax.config import load_config_file
-  from tests.lively_weights import lively_params
+  from tests.lively_weights import calibrated_bundle
   from cca_jax.model.cca import CCAModel, init_params
   from cca_jax.model.inference import inference_params
   from cca_jax.utils.image_io import read_image
@@ -87,15 +87,13 @@ def main(argv=None) -> int:
   else:
     cfg = load_config_file(args.config).model
     t = time.perf_counter()
-    params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))
     if args.weights == "calibrated":
-      model = CCAModel.from_config(cfg, aux_model=False)
-      params = lively_params(model, params, x[:128, :128], scale_std=0.5,
-                             scale_shift=4.0)
-    print(f"weights ({args.weights}): {time.perf_counter() - t:.1f} s")
-    t = time.perf_counter()
-    bundle = make_bundle(cfg, params, {"source": "benchmark"})
-    print(f"make_bundle (tables + hash): {time.perf_counter() - t:.2f} s")
+      bundle = calibrated_bundle(cfg, x)
+    else:
+      params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))
+      bundle = make_bundle(cfg, params, {"source": "benchmark"})
+    print(f"weights ({args.weights}) and make_bundle (tables + hash): "
+          f"{time.perf_counter() - t:.1f} s")
     path = os.path.join(tmp, "model.ccam")
     save_bundle(bundle, path)
   t = time.perf_counter()

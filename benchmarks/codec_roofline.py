@@ -2,6 +2,7 @@
 
   .venv/bin/python benchmarks/codec_roofline.py                     # default model
   .venv/bin/python benchmarks/codec_roofline.py --bundle q6 --image IMG
+  .venv/bin/python benchmarks/codec_roofline.py --config configs/paper.py  # paper size
 
 For each compiled program of one encode / decode of a Kodak image with a shipped model
 (the codec's XLA setting, ``utils.cli.use_codec_xla_flags``): XLA's cost analysis
@@ -11,6 +12,9 @@ measured in the same process: float32 and float64 matrix products (XLA's dot, th
 library kernel the convolutions use too) and memory bandwidth (a fused elementwise
 pass over 256 MiB). The *floor* of a program is its flops at the matrix-product rate of
 its precision: no formulation of the same arithmetic runs faster on this CPU.
+``--config`` times a config's model with random calibrated weights instead
+(``tests.lively_weights.calibrated_bundle``, as ``speed_ratios.py`` does for the paper
+config): the same programs and flops as a trained model of that size.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ def machine_ceilings(repeats):
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--bundle", default="default")
+  p.add_argument("--config", help="random calibrated weights of this config file "
+                                  "instead of --bundle")
   p.add_argument("--image", default=os.path.join(ROOT, "..", "shared", "data", "kodak",
                                                  "kodim01.png"))
   p.add_argument("--repeats", type=int, default=7)
@@ -88,10 +94,16 @@ def main(argv=None) -> int:
   print("machine: " + ", ".join(
       f"{k} {v:.1f}" + ("" if "GB/s" in k else " GFLOP/s") for k, v in ceil.items()))
 
-  bundle = load_bundle(args.bundle)
-  image, _ = read_image(args.image)
+  image, _ = read_image(args.image)  # float32 in [0, 1]
+  if args.config:
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from cca_jax.config import load_config_file
+    from lively_weights import calibrated_bundle
+    bundle = calibrated_bundle(load_config_file(args.config).model, image)
+  else:
+    bundle = load_bundle(args.bundle)
   enc = encode(bundle, image)
-  x, _ = pad_centered((image.astype(np.float32) / 255.0)[None], DEFAULT_MULTIPLE)
+  x, _ = pad_centered(image[None], DEFAULT_MULTIPLE)
   prog, dp, ip = bundle.programs, bundle.device_params, bundle.entropy_params
   sizes = list(bundle.model.sizes)
   offsets = np.cumsum([0] + sizes)

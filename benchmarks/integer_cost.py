@@ -28,17 +28,10 @@ import numpy as np  # noqa: E402
 
 
 def _random_bundle(config: str, image):
-  from cca_jax.codec import make_bundle
   from cca_jax.config import load_config_file
-  from cca_jax.model.cca import CCAModel, init_params
-  from cca_jax.model.inference import inference_params
-  from tests.lively_weights import lively_params
-  cfg = load_config_file(config).model
-  params = inference_params(init_params(CCAModel.from_config(cfg), seed=0))
-  x = np.asarray(image, np.float32)[:128, :128] / 255.0
-  params = lively_params(CCAModel.from_config(cfg, aux_model=False), params, x,
-                         scale_std=0.5, scale_shift=4.0)
-  return make_bundle(cfg, params, {"source": "benchmark"})
+  from tests.lively_weights import calibrated_bundle
+  return calibrated_bundle(load_config_file(config).model,
+                           np.asarray(image, np.float32) / 255.0)
 
 
 def main() -> int:

@@ -58,3 +58,19 @@ def jax_to_numpy(tree):
   if isinstance(tree, dict):
     return {k: jax_to_numpy(v) for k, v in tree.items()}
   return np.asarray(tree)
+
+
+def calibrated_bundle(cfg, image: np.ndarray, seed: int = 0):
+  """A model bundle of config ``cfg`` with seeded random weights, its latents and
+  scales calibrated on the top-left 128x128 of ``image`` (float, ``[0, 1]``):
+  ``lively_params(scale_std=0.5, scale_shift=4)``, the benchmarks' stand-in for a
+  trained model of a config (most symbols near zero, the scale levels of a trained
+  model's range)."""
+  from cca_jax.codec import make_bundle
+  from cca_jax.model.cca import CCAModel, init_params
+  from cca_jax.model.inference import inference_params
+  params = inference_params(init_params(CCAModel.from_config(cfg), seed=seed))
+  calib = np.asarray(image, np.float32)[:128, :128]
+  params = lively_params(CCAModel.from_config(cfg, aux_model=False), params, calib,
+                         scale_std=0.5, scale_shift=4.0)
+  return make_bundle(cfg, params, {"source": "benchmark"})
