@@ -161,6 +161,38 @@ def test_visual_panels(results, tmp_path):
   assert by_curve["jpeg420"]["setting"]["quality"] == 30        # 0.6*0.9 = 0.54
 
 
+def test_replace_takes_a_later_files_curve(results, tmp_path):
+  """Pooled by default; with --replace the later file's curve (and its
+  reconstructions) stands alone: retrained models against an earlier run."""
+  first, _ = results
+  doc = json.loads(open(first).read())
+  model = next(c for c in doc["curves"] if c["name"] == "cca-jax")
+  newer = dict(model, points=[dict(p, setting=dict(p["setting"], model=f"n{i}.ccam"))
+                              for i, p in enumerate(model["points"][1:])])
+  (tmp_path / "n").mkdir()
+  vis = _visual(tmp_path / "n", [newer])  # files in n/r_visual, paths from tmp_path
+  vis = {"image": vis["image"], "original": "n/" + vis["original"],
+         "reconstructions": {k: ["n/" + q for q in v]
+                             for k, v in vis["reconstructions"].items()}}
+  later = _doc(tmp_path, "later.json", [newer], vis)
+  docs = [report.read_results(first), report.read_results(later)]
+  pooled = {c["name"]: c for c in report.merge_curves([d["curves"] for d in docs])}
+  assert len(pooled["cca-jax"]["points"]) == 7 and len(pooled) == 2
+  replaced = {c["name"]: c for c in report.merge_curves([d["curves"] for d in docs],
+                                                         replace=True)}
+  assert [p["setting"]["model"] for p in replaced["cca-jax"]["points"]] == [
+      "n0.ccam", "n1.ccam", "n2.ccam"]
+  assert len(replaced["jpeg420"]["points"]) == 4
+  v = report.build_visual(docs, list(replaced.values()), str(tmp_path / "v.png"), 0.3,
+                          box=(0, 0, 32, 32), replace=True)
+  assert {p["curve"]: p["setting"].get("model") for p in v["panels"]}["cca-jax"] in (
+      "n0.ccam", "n1.ccam", "n2.ccam")
+  out = tmp_path / "rep"
+  assert report.main([first, later, "--out", str(out), "--replace"]) == 0
+  md = (out / "results.md").read_text()
+  assert "n2.ccam" in md and "m3.ccam" not in md
+
+
 def test_missing_reconstructions_skip_the_visual(results, tmp_path, capsys):
   import shutil
   first, second = results

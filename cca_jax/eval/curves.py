@@ -88,15 +88,18 @@ def has_quality(curve: dict, quality_key: str) -> bool:
   return bool(np.any(np.isfinite(q)))
 
 
-def merge_curves(curve_lists: Iterable[Sequence[dict]]) -> list[dict]:
+def merge_curves(curve_lists: Iterable[Sequence[dict]], replace: bool = False
+                 ) -> list[dict]:
   """Concatenate curves from several result files; curves of the same name and kind
   are merged (their points pooled), so a model family evaluated in two runs is one
-  curve."""
+  curve. With ``replace``, a later file's curve replaces the earlier one of the same
+  name and kind instead (e.g. new models of a family against classical curves of an
+  earlier run)."""
   out: dict[tuple, dict] = {}
   for curves in curve_lists:
     for c in curves:
       key = (c["name"], c.get("kind"))
-      if key in out:
+      if key in out and not replace:
         out[key] = dict(out[key], points=list(out[key]["points"]) + list(c["points"]))
       else:
         out[key] = dict(c, points=list(c["points"]))

@@ -2,10 +2,13 @@
 
   .venv/bin/python -m cca_jax.report RESULTS.json [RESULTS.json ...] --out DIR \\
       [--markdown results.md] [--reference auto|kodak|clic|tecnick|none] \\
-      [--method pchip] [--note TEXT ...] [--visual-bpp 0.5] [--crop TOP,LEFT,H,W]
+      [--method pchip] [--note TEXT ...] [--visual-bpp 0.5] [--crop TOP,LEFT,H,W] \
+      [--replace]
 
 Reads one or more results files of ``cca_jax.evaluate`` (curves of the same name are
-merged, so classical codecs and each model family can be evaluated separately), adds
+merged, so classical codecs and each model family can be evaluated separately; with
+``--replace`` a later file's curve replaces an earlier one of the same name instead,
+e.g. retrained models against an earlier run's classical codecs), adds
 the published reference points of the dataset (``reference.py``: the paper's points
 and, for Kodak, CompressAI's VTM and BPG anchors) and writes into ``DIR``:
 
@@ -193,13 +196,17 @@ def points_markdown(curve: dict) -> str:
 # ------------------------------------------------------------------ visual comparison
 
 
-def _visual_sources(docs: Sequence[dict]):
+def _visual_sources(docs: Sequence[dict], replace: bool = False):
   """``(image name, original path, {curve name: [(path, point), ...]})`` from the
   first results file that kept reconstructions, plus the curves of later files that
-  kept the same image."""
+  kept the same image (with ``replace``, a later file's curve drops the earlier
+  reconstructions of its name, as in ``merge_curves``)."""
   image = original = None
   recon: dict[str, list] = {}
   for doc in docs:
+    if replace:
+      for c in doc["curves"]:
+        recon.pop(c["name"], None)
     vis = doc.get("visual")
     if not vis or (image and vis["image"] != image):
       continue
@@ -229,11 +236,11 @@ def _image_record(point: dict, image: str) -> dict:
 
 
 def build_visual(docs, curves, path: str, target_bpp: float | None = None,
-                 box=None) -> dict | None:
+                 box=None, replace: bool = False) -> dict | None:
   """Write the visual comparison PNG; returns what it shows (or None). The target
   rate defaults to the learned model's middle point (the lower of two) on the image."""
   from PIL import Image
-  image, original, recon = _visual_sources(docs)
+  image, original, recon = _visual_sources(docs, replace)
   if not image or not recon:
     return None
   labels = {c["name"]: c.get("label", c["name"]) for c in curves}
@@ -279,7 +286,8 @@ def _dataset_name(docs, choice: str) -> str | None:
 
 def build(docs: Sequence[dict], out_dir: str, markdown: str = "results.md",
           reference: str = "auto", method: str = "pchip", notes: Sequence[str] = (),
-          visual_bpp: float | None = None, crop=None, command: str = "") -> dict:
+          visual_bpp: float | None = None, crop=None, command: str = "",
+          replace: bool = False) -> dict:
   """Write the report; returns ``{"markdown": path, "assets": [...], "bd": {...}}``."""
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise ValueError(f"{out_dir}: is a file; --out names the report's directory")
@@ -287,7 +295,7 @@ def build(docs: Sequence[dict], out_dir: str, markdown: str = "results.md",
   stem = os.path.splitext(markdown)[0]
   asset_dir = os.path.join(out_dir, stem)
   os.makedirs(asset_dir, exist_ok=True)
-  curves = merge_curves([d["curves"] for d in docs])
+  curves = merge_curves([d["curves"] for d in docs], replace)
   dataset = _dataset_name(docs, reference)
   refs = reference_curves(dataset) if dataset else []
   all_curves = curves + refs
@@ -305,11 +313,11 @@ def build(docs: Sequence[dict], out_dir: str, markdown: str = "results.md",
   bd = {k: bd_tables(all_curves, k, method) for k in ("psnr", "ms_ssim_db")}
   anchors = {k: anchor_tables(all_curves, k, method) for k in ("psnr", "ms_ssim_db")}
   visual = build_visual(docs, all_curves, os.path.join(asset_dir, "visual.png"),
-                        visual_bpp, crop)
+                        visual_bpp, crop, replace)
   if visual:
     assets.append("visual.png")
   from cca_jax.eval.information import from_results
-  info = [item for d in docs for item in from_results(d)]
+  info = from_results({"curves": curves})  # the merged model curves
   if info:
     plots.information_plot(info, os.path.join(asset_dir, "information.png"))
     assets.append("information.png")
@@ -469,6 +477,9 @@ def main(argv=None) -> int:
                       "model point on that image)")
   p.add_argument("--crop", type=_crop, help="TOP,LEFT,HEIGHT,WIDTH of the visual crop "
                                             "(default: the most detailed square)")
+  p.add_argument("--replace", action="store_true",
+                 help="a curve of a later results file replaces the curve of the same "
+                      "name from earlier files (default: their points are pooled)")
   args = p.parse_args(argv)
   if os.path.splitext(args.markdown)[1] != ".md" or os.sep in args.markdown:
     p.error("--markdown must be a file name ending in .md")
@@ -476,7 +487,7 @@ def main(argv=None) -> int:
     docs = [read_results(r) for r in args.results]
     command = "python -m cca_jax.report " + " ".join(shlex.quote(a) for a in argv)
     res = build(docs, args.out, args.markdown, args.reference, args.method, args.note,
-                args.visual_bpp, args.crop, command)
+                args.visual_bpp, args.crop, command, args.replace)
   except (ValueError, OSError) as e:
     return fail_with(e)
   print(f"wrote {res['markdown']} and {len(res['assets'])} files in "
