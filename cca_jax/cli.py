@@ -44,7 +44,7 @@ _COMMANDS = {
     "compress": "compress an image into a .cca stream",
     "decompress": "decompress a .cca stream into a PNG",
     "info": "describe a .cca stream (no model needed)",
-    "models": "list the models the codec finds (shipped, user, $CCA_JAX_MODEL)",
+    "models": "list the models the codec finds (shipped, retired, user, $CCA_JAX_MODEL)",
     "train": "train a model (python -m cca_jax.train): --config F.py --workdir W",
     "export": "write a model bundle from a training workdir",
     "summary": "parameter counts and channel groups of a config",
@@ -274,7 +274,8 @@ def _streams(manifest: dict) -> str:
 
 def _models(argv) -> int:
   p = _parser("models", "List the models the codec finds: $" + MODEL_ENV + ", the "
-              "per-user model directory, the shipped models (with their quality).")
+              "per-user model directory, the shipped models (with their quality), "
+              "the retired ones (earlier shipped models, for their streams).")
   p.add_argument("--json", action="store_true", help="print one JSON object per line")
   args = p.parse_args(argv)
 

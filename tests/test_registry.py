@@ -57,6 +57,33 @@ def test_shipped_qualities_and_names(shipped, monkeypatch):
     load_bundle("no-such-name")
 
 
+def test_retired_models_decode_their_streams(shipped, tmp_path, monkeypatch, capsys):
+  """A replaced shipped model moves to models/retired/: not a quality any more, but a
+  stream it wrote still decodes without --model, and `models` lists it."""
+  import shutil
+  d = tmp_path / "models"
+  shutil.copytree(shipped, d)
+  monkeypatch.setattr(registry, "shipped_dir", lambda: str(d))
+  old = load_bundle("default")
+  x = synthetic_image(64, 80)
+  data = compress(old, x)
+  (d / "retired").mkdir()
+  os.replace(d / "b_mid.ccam", d / "retired" / "b_mid-r1.ccam")
+  assert _ids(registry.shipped_models()) == [(1, "c_lo"), (2, "a_hi")]
+  assert registry.by_id(old.model_id) == str(d / "retired" / "b_mid-r1.ccam")
+  img, png = tmp_path / "s.cca", tmp_path / "s.png"
+  img.write_bytes(data)
+  assert cli.main(["decompress", str(img), str(png), "--quiet"]) == 0
+  from PIL import Image
+  np.testing.assert_array_equal(np.asarray(Image.open(png)), decompress(old, data))
+  capsys.readouterr()
+  assert cli.main(["models", "--json"]) == 0
+  rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+  assert [(r["source"], r["quality"], r["name"]) for r in rows] == [
+      ("shipped", 1, "c_lo"), ("shipped", 2, "a_hi"), ("retired", None, "b_mid-r1")]
+  assert registry.resolve_name("b_mid-r1") is None  # not a name: found by id only
+
+
 def test_no_shipped_models(tmp_path, monkeypatch):
   monkeypatch.setattr(registry, "shipped_dir", lambda: str(tmp_path / "none"))
   with pytest.raises(CodecError, match="no shipped models"):

@@ -8,7 +8,10 @@ Three places, searched in this order when a stream's model is looked up by its i
    ``$XDG_DATA_HOME/cca_jax/models``, i.e. ``~/.local/share/cca_jax/models``), where
    ``cca-jax export`` registers a copy of every bundle it writes;
 3. the shipped models, ``models/*.ccam`` at the repository root (found next to the
-   installed package; the README's setup installs it in editable mode).
+   installed package; the README's setup installs it in editable mode);
+4. retired models, ``models/retired/*.ccam``: earlier shipped models that newer ones
+   replaced, kept so that the streams they wrote still decode (found by id only: they
+   are not qualities and have no names).
 
 The shipped models are one RD curve: ``quality`` 1 (smallest files) to N, in
 decreasing order of their training lambda (the rate weight: the largest lambda makes
@@ -63,6 +66,11 @@ def shipped_dir() -> str:
   return os.path.join(os.path.dirname(package), "models")
 
 
+def retired_dir() -> str:
+  """``models/retired/``: replaced shipped models, for the streams they wrote."""
+  return os.path.join(shipped_dir(), "retired")
+
+
 def user_dir() -> str:
   """The per-user model directory (``$CCA_JAX_HOME/models``, default
   ``$XDG_DATA_HOME/cca_jax/models`` or ``~/.local/share/cca_jax/models``)."""
@@ -105,9 +113,10 @@ def shipped_models() -> list[ModelEntry]:
 
 
 def all_models() -> list[ModelEntry]:
-  """Every bundle the codec can find: ``$CCA_JAX_MODEL``, user, shipped."""
+  """Every bundle the codec can find: ``$CCA_JAX_MODEL``, user, shipped, retired."""
   env = _entries([b for p in env_paths() for b in _bundles_in(p)], "env")
-  return env + _entries(_bundles_in(user_dir()), "user") + shipped_models()
+  return (env + _entries(_bundles_in(user_dir()), "user") + shipped_models()
+          + _entries(_bundles_in(retired_dir()), "retired"))
 
 
 def default_quality(n: int) -> int:
@@ -128,7 +137,8 @@ def by_quality(quality: int | None = None) -> ModelEntry:
 
 def by_id(model_id: bytes | str, extra: str | None = None) -> str:
   """The path of the bundle whose id is ``model_id``: in ``extra`` (a file or a
-  directory) first, then ``$CCA_JAX_MODEL``, the user's and the shipped models."""
+  directory) first, then ``$CCA_JAX_MODEL``, the user's, the shipped and the retired
+  models."""
   hexid = model_id.hex() if isinstance(model_id, bytes) else str(model_id).lower()
   candidates = _entries(_bundles_in(extra), "arg") if extra else []
   candidates += all_models()
