@@ -2,7 +2,8 @@
 # The shipped models (models/*.ccam), as they were made: configs/shipped.py's base
 # model at lambda 1.8, then the rate points 0.3, 7 and 15 fine-tuned from it, the low
 # rates 40 (from 15) and 150 (from 40) in turn, then export (float16 weights: each
-# bundle under 10 MB; benchmarks/float16_cost.py measures it).
+# bundle under 10 MB; benchmarks/float16_cost.py measures it); the top rate from the
+# lambda-0.3 bundle; round 2: the base trained on, lambda 7 and 0.3 fine-tuned again.
 # On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
@@ -36,5 +37,34 @@ train 0.05 --config.init_from=models/cca-m96-l0.3.ccam --config.alpha=0.2 \
   --config.num_steps=2000 --config.learning_rate=5e-4 --config.warmup_steps=0 \
   --config.eval_every=500 --config.checkpoint_every=250
 .venv/bin/python -m cca_jax.export --workdir workdirs/ship_0.05 \
+  --out models/cca-m96-l0.05.ccam --weights float16 --no-register
+# Round 2 (2026-12-06/07): the base model trained on from its bundle for 6000 more
+# steps (peak lr 5e-4, 100 warm-up steps, cosine to 2e-5; a fresh auxiliary model),
+# then lambda 7 and 0.3 fine-tuned from it as above, and lambda 0.05 from the new
+# lambda-0.3 bundle; they replaced qualities 4-7 (models/README.md; the round-1
+# bundles moved to models/retired/). Qualities 1-3 are still those of round 1.
+mkdir -p models/retired
+for l in 7 1.8 0.3 0.05; do
+  [ -e "models/retired/cca-m96-l$l-r1.ccam" ] ||
+    mv "models/cca-m96-l$l.ccam" "models/retired/cca-m96-l$l-r1.ccam"
+done
+round2() { nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$1" \
+  --workdir "workdirs/round2_$1" "${@:2}"; }
+round2 1.8 --config.init_from=models/retired/cca-m96-l1.8-r1.ccam \
+  --config.num_steps=6000 --config.learning_rate=5e-4 --config.warmup_steps=100 \
+  --config.lr_end_factor=0.04
+for l in 7 0.3; do
+  round2 "$l" --config.init_from=workdirs/round2_1.8 \
+    --config.num_steps="$ft_steps" --config.learning_rate=5e-4 --config.warmup_steps=0 \
+    --config.eval_every="$ft_steps" --config.checkpoint_every=250
+done
+for l in 1.8 7 0.3; do
+  .venv/bin/python -m cca_jax.export --workdir "workdirs/round2_$l" \
+    --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
+done
+round2 0.05 --config.init_from=models/cca-m96-l0.3.ccam --config.alpha=0.2 \
+  --config.num_steps="$ft_steps" --config.learning_rate=5e-4 --config.warmup_steps=0 \
+  --config.eval_every="$ft_steps" --config.checkpoint_every=250
+.venv/bin/python -m cca_jax.export --workdir workdirs/round2_0.05 \
   --out models/cca-m96-l0.05.ccam --weights float16 --no-register
 echo "== done $(date)"

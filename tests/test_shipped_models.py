@@ -44,3 +44,13 @@ def test_exact_round_trip(entry):
   # A trained model reconstructs the image (a random one would not).
   mse = np.mean((dec.image.astype(np.float64) - x.astype(np.float64)) ** 2)
   assert 10 * np.log10(255.0 ** 2 / mse) > 24.0
+
+
+def test_retired_models_load():
+  """models/retired/: replaced shipped models, kept for the streams they wrote."""
+  retired = [e for e in registry.all_models() if e.source == "retired"]
+  shipped_ids = {e.model_id for e in SHIPPED}
+  for e in retired:
+    bundle = load_bundle(e.path)  # the hash is verified
+    assert bundle.model_id.hex() == e.model_id and e.model_id not in shipped_ids
+    assert registry.by_id(e.model_id) == e.path
