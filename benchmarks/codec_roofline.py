@@ -96,9 +96,8 @@ def main(argv=None) -> int:
 
   image, _ = read_image(args.image)  # float32 in [0, 1]
   if args.config:
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
     from cca_jax.config import load_config_file
-    from lively_weights import calibrated_bundle
+    from tests.lively_weights import calibrated_bundle
     bundle = calibrated_bundle(load_config_file(args.config).model, image)
   else:
     bundle = load_bundle(args.bundle)

@@ -1,6 +1,6 @@
 """Where the codec finds its models: the shipped ones, the user's, and any named.
 
-Three places, searched in this order when a stream's model is looked up by its id:
+Four places, searched in this order when a stream's model is looked up by its id:
 
 1. ``$CCA_JAX_MODEL``: bundle files or directories of ``*.ccam`` bundles, separated
    by ``:`` (``os.pathsep``);

@@ -2,7 +2,7 @@
 
   .venv/bin/python -m cca_jax.report RESULTS.json [RESULTS.json ...] --out DIR \\
       [--markdown results.md] [--reference auto|kodak|clic|tecnick|none] \\
-      [--method pchip] [--note TEXT ...] [--visual-bpp 0.5] [--crop TOP,LEFT,H,W] \
+      [--method pchip] [--note TEXT ...] [--visual-bpp 0.5] [--crop TOP,LEFT,H,W] \\
       [--replace]
 
 Reads one or more results files of ``cca_jax.evaluate`` (curves of the same name are
