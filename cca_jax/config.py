@@ -85,6 +85,10 @@ def base_config() -> ml_collections.ConfigDict:
   # instead of the seeded initialisation, as the official code trains its other
   # rate points after the milestone.
   c.init_from = ""
+  # Parameter groups to initialise fresh (from ``seed``) instead of taking them from
+  # ``init_from``: comma-separated top-level names, e.g. "h_a,h_mean_s,h_scale_s,
+  # z_entropy_bottleneck" to restart a collapsed hyperprior (configs/shipped.py).
+  c.init_fresh = ""
 
   # Checkpoints (orbax, in WORKDIR/checkpoints), logs, validation.
   c.checkpoint_every = 5000   # steps; a checkpoint is also written at the end

@@ -246,3 +246,23 @@ def test_fine_tuning_from_a_bundle(tiny_config, tiny_params, tmp_path, shipped,
   wrong = dict(params, h_a={"layers_0": {"kernel": np.zeros((1, 1, 1, 1))}})
   with pytest.raises(ValueError, match="do not fit"):
     complete_params(tiny_config, CCAModel.from_config(tiny_config.model), wrong)
+
+
+def test_init_fresh_restarts_named_parameter_groups(tiny_config, tiny_params):
+  """``config.init_fresh`` initialises the named groups from the seed and keeps the
+  others from the initial parameters; an unknown group name is refused."""
+  from cca_jax.model.cca import CCAModel
+  from cca_jax.train.trainer import complete_params
+  config = tiny_config.copy_and_resolve_references()
+  config.seed = 1  # not tiny_params' seed: the fresh groups differ from them
+  config.init_fresh = "h_a, z_entropy_bottleneck"
+  model = CCAModel.from_config(config.model)
+  full = complete_params(config, model, tiny_params)
+  for name in ("h_a", "z_entropy_bottleneck"):
+    assert not np.array_equal(jax.tree.leaves(full[name])[0],
+                              jax.tree.leaves(tiny_params[name])[0])
+  for name in ("g_a", "h_mean_s", "entropy_model"):
+    jax.tree.map(np.testing.assert_array_equal, full[name], tiny_params[name])
+  config.init_fresh = "h_a,hyper"
+  with pytest.raises(ValueError, match="init_fresh names hyper"):
+    complete_params(config, model, tiny_params)

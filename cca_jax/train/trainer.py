@@ -75,16 +75,24 @@ def _init_params_from(config):
 
 
 def complete_params(config, model: CCAModel, params: dict) -> dict:
-  """``params`` with the parts it lacks initialised from ``config.seed`` (a model
-  bundle holds no auxiliary entropy model: fine-tuning from one trains a fresh one).
-  Refuses parameters of another shape than ``config.model``'s."""
+  """``params`` with the parts it lacks, and the groups named in
+  ``config.init_fresh``, initialised from ``config.seed`` (a model bundle holds no
+  auxiliary entropy model: fine-tuning from one trains a fresh one). Refuses
+  parameters of another shape than ``config.model``'s."""
   from cca_jax.model.cca import init_params
   fresh = init_params(model, seed=config.seed)
   out = dict(fresh)
+  reset = [n.strip() for n in config.get("init_fresh", "").split(",") if n.strip()]
+  unknown = sorted(set(reset) - set(fresh))
+  if unknown:
+    raise ValueError(f"config.init_fresh names {', '.join(unknown)}: the model's "
+                     f"parameter groups are {', '.join(sorted(fresh))}")
   for name, tree in params.items():
     if name not in fresh:
       raise ValueError(f"the initial parameters hold {name!r}, which the model config "
                        "does not have")
+    if name in reset:
+      continue
     if jax.tree.structure(tree) != jax.tree.structure(fresh[name]) or any(
         np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(tree),
                                                   jax.tree.leaves(fresh[name]))):
@@ -131,14 +139,16 @@ def train_and_evaluate(config, workdir: str, init_params: dict | None = None
                  + ("" if "aux_entropymodel" in init_params else
                     " (a fresh auxiliary entropy model)"))
   elif config.get("init_from"):
-    state = partitioning.replicate(
-        create_train_state(config, model, _init_params_from(config)), mesh)
+    state = partitioning.replicate(create_train_state(
+        config, model, complete_params(config, model, _init_params_from(config))), mesh)
     writer.print(f"fine-tuning from the latest checkpoint of {config.init_from}")
   else:
     state = partitioning.replicate(create_train_state(config, model), mesh)
     writer.print(f"initialised {sum(x.size for x in jax.tree.leaves(state.params)):,} "
                  f"parameters in {time.perf_counter() - t0:.1f} s")
   start = int(jax.device_get(state.step))
+  if config.get("init_fresh") and start == 0:
+    writer.print(f"initialised fresh: {config.init_fresh}")
 
   train_step = partitioning.jit_train_step(make_train_step(config, model), mesh)
   eval_step = partitioning.jit_eval_step(make_eval_step(config, model), mesh)
