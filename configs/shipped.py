@@ -19,7 +19,9 @@ lambda (0.3) the hyperprior becomes nearly free in the loss and takes bits witho
 paying for them (tried: lambda 0.05, 700 steps: z grew from 0.0005 to 0.11 bpp for
 +0.2 dB). The top point (lambda 0.05) therefore lowers alpha to 0.2 as well
 (``--config.alpha=0.2``: y weighed 5 times z, as about at lambda 0.3), fine-tuned from
-the lambda-0.3 bundle (benchmarks/train_shipped.sh).
+the lambda-0.3 bundle (benchmarks/train_shipped.sh). In these models the hyperprior
+carries no information (z codes to 0 bits, docs/benchmarks.md);
+``--config.init_fresh=h_a,h_mean_s,h_scale_s,z_entropy_bottleneck`` restarts it.
 
   # base model (lambda 1.8), then the other rate points fine-tuned from it:
   .venv/bin/python -m cca_jax.train --config configs/shipped.py:1.8 --workdir workdirs/ship_1.8
