@@ -3,7 +3,8 @@
 # model at lambda 1.8, then the rate points 0.3, 7 and 15 fine-tuned from it, the low
 # rates 40 (from 15) and 150 (from 40) in turn, then export (float16 weights: each
 # bundle under 10 MB; benchmarks/float16_cost.py measures it); the top rate from the
-# lambda-0.3 bundle; round 2: the base trained on, lambda 7 and 0.3 fine-tuned again.
+# lambda-0.3 bundle; round 2: the base trained on, lambda 7 and 0.3 fine-tuned again;
+# round 3: qualities 5-7 trained on from their own bundles.
 # On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
@@ -67,4 +68,22 @@ round2 0.05 --config.init_from=models/cca-m96-l0.3.ccam --config.alpha=0.2 \
   --config.eval_every="$ft_steps" --config.checkpoint_every=250
 .venv/bin/python -m cca_jax.export --workdir workdirs/round2_0.05 \
   --out models/cca-m96-l0.05.ccam --weights float16 --no-register
+# Round 3 (2026-12-07): qualities 7, 6 and 5 trained on from their own round-2
+# bundles (lambda 0.05 and 0.3: 2500 steps, peak lr 5e-4; lambda 1.8: 1500 steps,
+# peak lr 3e-4; 50 warm-up steps, cosine; a fresh auxiliary model); each replaced its
+# round-2 model (moved to models/retired/*-r2.ccam). Qualities 1-4 are unchanged.
+for l in 0.05 0.3 1.8; do
+  [ -e "models/retired/cca-m96-l$l-r2.ccam" ] ||
+    cp "models/cca-m96-l$l.ccam" "models/retired/cca-m96-l$l-r2.ccam"
+done
+round3() { nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$1" \
+  --workdir "workdirs/round3_$1" --config.init_from="models/retired/cca-m96-l$1-r2.ccam" \
+  --config.warmup_steps=50 --config.eval_every=500 --config.checkpoint_every=250 "${@:2}"; }
+round3 0.05 --config.alpha=0.2 --config.num_steps=2500 --config.learning_rate=5e-4
+round3 0.3 --config.num_steps=2500 --config.learning_rate=5e-4
+round3 1.8 --config.num_steps=1500 --config.learning_rate=3e-4
+for l in 0.05 0.3 1.8; do
+  .venv/bin/python -m cca_jax.export --workdir "workdirs/round3_$l" \
+    --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
+done
 echo "== done $(date)"
