@@ -71,7 +71,7 @@ round2 0.05 --config.init_from=models/cca-m96-l0.3.ccam --config.alpha=0.2 \
 # Round 3 (2026-12-07): qualities 7, 6 and 5 trained on from their own round-2
 # bundles (lambda 0.05 and 0.3: 2500 steps, peak lr 5e-4; lambda 1.8: 1500 steps,
 # peak lr 3e-4; 50 warm-up steps, cosine; a fresh auxiliary model); each replaced its
-# round-2 model (moved to models/retired/*-r2.ccam). Qualities 1-4 are unchanged.
+# round-2 model (kept as models/retired/*-r2.ccam). Qualities 1-4 are unchanged.
 for l in 0.05 0.3 1.8; do
   [ -e "models/retired/cca-m96-l$l-r2.ccam" ] ||
     cp "models/cca-m96-l$l.ccam" "models/retired/cca-m96-l$l-r2.ccam"

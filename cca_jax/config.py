@@ -86,8 +86,8 @@ def base_config() -> ml_collections.ConfigDict:
   # rate points after the milestone.
   c.init_from = ""
   # Parameter groups to initialise fresh (from ``seed``) instead of taking them from
-  # ``init_from``: comma-separated top-level names, e.g. "h_a,h_mean_s,h_scale_s,
-  # z_entropy_bottleneck" to restart a collapsed hyperprior (configs/shipped.py).
+  # ``init_from``: comma-separated top-level names; to restart a collapsed
+  # hyperprior (configs/shipped.py): "h_a,h_mean_s,h_scale_s,z_entropy_bottleneck".
   c.init_fresh = ""
 
   # Checkpoints (orbax, in WORKDIR/checkpoints), logs, validation.

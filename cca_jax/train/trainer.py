@@ -139,8 +139,10 @@ def train_and_evaluate(config, workdir: str, init_params: dict | None = None
                  + ("" if "aux_entropymodel" in init_params else
                     " (a fresh auxiliary entropy model)"))
   elif config.get("init_from"):
-    state = partitioning.replicate(create_train_state(
-        config, model, complete_params(config, model, _init_params_from(config))), mesh)
+    params = _init_params_from(config)
+    if config.get("init_fresh"):
+      params = complete_params(config, model, params)
+    state = partitioning.replicate(create_train_state(config, model, params), mesh)
     writer.print(f"fine-tuning from the latest checkpoint of {config.init_from}")
   else:
     state = partitioning.replicate(create_train_state(config, model), mesh)
