@@ -74,6 +74,11 @@ def _init_params_from(config):
   return params
 
 
+def _fresh_note(config) -> str:
+  return (f"; initialised fresh: {config.init_fresh}" if config.get("init_fresh")
+          else "")
+
+
 def complete_params(config, model: CCAModel, params: dict) -> dict:
   """``params`` with the parts it lacks, and the groups named in
   ``config.init_fresh``, initialised from ``config.seed`` (a model bundle holds no
@@ -137,20 +142,19 @@ def train_and_evaluate(config, workdir: str, init_params: dict | None = None
         config, model, complete_params(config, model, init_params)), mesh)
     writer.print(f"fine-tuning from {config.init_from or 'the given parameters'}"
                  + ("" if "aux_entropymodel" in init_params else
-                    " (a fresh auxiliary entropy model)"))
+                    " (a fresh auxiliary entropy model)") + _fresh_note(config))
   elif config.get("init_from"):
     params = _init_params_from(config)
     if config.get("init_fresh"):
       params = complete_params(config, model, params)
     state = partitioning.replicate(create_train_state(config, model, params), mesh)
-    writer.print(f"fine-tuning from the latest checkpoint of {config.init_from}")
+    writer.print(f"fine-tuning from the latest checkpoint of {config.init_from}"
+                 + _fresh_note(config))
   else:
     state = partitioning.replicate(create_train_state(config, model), mesh)
     writer.print(f"initialised {sum(x.size for x in jax.tree.leaves(state.params)):,} "
                  f"parameters in {time.perf_counter() - t0:.1f} s")
   start = int(jax.device_get(state.step))
-  if config.get("init_fresh") and start == 0:
-    writer.print(f"initialised fresh: {config.init_fresh}")
 
   train_step = partitioning.jit_train_step(make_train_step(config, model), mesh)
   eval_step = partitioning.jit_eval_step(make_eval_step(config, model), mesh)
