@@ -89,6 +89,10 @@ def base_config() -> ml_collections.ConfigDict:
   # ``init_from``: comma-separated top-level names; to restart a collapsed
   # hyperprior (configs/shipped.py): "h_a,h_mean_s,h_scale_s,z_entropy_bottleneck".
   c.init_fresh = ""
+  # ``init_from`` may name a model with fewer NAF blocks per g_a / g_s stage
+  # (``model.ae_layers``): the added blocks start as the identity, so training starts
+  # from the source model's function (cca_jax/model/growth.py).
+  c.init_deepen = False
 
   # Checkpoints (orbax, in WORKDIR/checkpoints), logs, validation.
   c.checkpoint_every = 5000   # steps; a checkpoint is also written at the end

@@ -348,20 +348,26 @@ def load_bundle(path: str) -> ModelBundle:
                      weights_dtype, version, luts)
 
 
-def fine_tuning_params(spec: str, model_cfg) -> dict | None:
+def fine_tuning_params(spec: str, model_cfg, deepen: bool = False) -> dict | None:
   """The weights of the bundle that ``spec`` names (a file or a model name such as
   ``q6``), for fine-tuning a model of config ``model_cfg``; None if ``spec`` names
   no bundle (a training workdir, say). Raises ``CodecError`` for a bundle of another
-  model config."""
+  model config; with ``deepen``, a bundle with fewer NAF blocks per stage is taken,
+  renamed for ``model_cfg`` (``model.growth``; its added blocks are left out)."""
   from cca_jax.codec import registry
+  from cca_jax.model import growth
   if not spec or os.path.isdir(spec):
     return None
   if not os.path.isfile(spec) and registry.resolve_name(spec) is None:
     return None
   bundle = load_bundle(spec)
-  if bundle.config != canonical_config(model_cfg):
-    raise CodecError(f"{spec} holds another model config")
-  return bundle.params
+  target = canonical_config(model_cfg)
+  if bundle.config == target:
+    return bundle.params
+  why = growth.deepening_error(bundle.config, target) if deepen else None
+  if not deepen or why:
+    raise CodecError(f"{spec} holds another model config" + (f" ({why})" if why else ""))
+  return growth.deepen_params(bundle.params, bundle.config, target)
 
 
 def bundle_files(directory: str) -> list[str]:

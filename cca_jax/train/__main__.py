@@ -50,7 +50,8 @@ def main(argv):
     partitioning.maybe_initialize_distributed(_DISTRIBUTED.value)
     config = _CONFIG.value
     trainer.train_and_evaluate(config, _WORKDIR.value,
-                               fine_tuning_params(config.init_from, config.model))
+                               fine_tuning_params(config.init_from, config.model,
+                                                  config.get("init_deepen", False)))
   except (ValueError, FileNotFoundError, CodecError) as e:
     from cca_jax.utils.cli import fail
     sys.exit(fail(e))

@@ -66,17 +66,29 @@ def evaluate(eval_step, params, images: np.ndarray, step: int, mesh,
 
 
 def _init_params_from(config):
-  """The parameters of ``config.init_from``'s latest checkpoint (same model config)."""
+  """The parameters of ``config.init_from``'s latest checkpoint (same model config,
+  or with ``config.init_deepen`` one with fewer NAF blocks per stage, renamed for
+  ``config.model`` with the added blocks left out)."""
+  from cca_jax.config import model_config_dict
+  from cca_jax.model import growth
   model_config, params, step = checkpointing.load_latest_params(config.init_from)
-  if not checkpointing.same_model_config(model_config, config.model):
-    raise ValueError(f"config.init_from={config.init_from} holds another model config")
   del step
-  return params
+  if checkpointing.same_model_config(model_config, config.model):
+    return params
+  src, dst = model_config_dict(model_config), model_config_dict(config.model)
+  why = growth.deepening_error(src, dst) if config.get("init_deepen") else None
+  if not config.get("init_deepen") or why:
+    raise ValueError(f"config.init_from={config.init_from} holds another model config"
+                     + (f" ({why})" if why else ""))
+  return growth.deepen_params(params, src, dst)
 
 
 def _fresh_note(config) -> str:
-  return (f"; initialised fresh: {config.init_fresh}" if config.get("init_fresh")
-          else "")
+  note = f"; initialised fresh: {config.init_fresh}" if config.get("init_fresh") else ""
+  if config.get("init_deepen"):
+    note += (f"; deepened to ae_layers {tuple(config.model.ae_layers)} (added NAF "
+             "blocks start as the identity)")
+  return note
 
 
 def complete_params(config, model: CCAModel, params: dict) -> dict:
@@ -98,6 +110,8 @@ def complete_params(config, model: CCAModel, params: dict) -> dict:
                        "does not have")
     if name in reset:
       continue
+    if config.get("init_deepen") and name in ("g_a", "g_s"):
+      tree = {**fresh[name], **tree}  # the added NAF blocks: identity at init
     if jax.tree.structure(tree) != jax.tree.structure(fresh[name]) or any(
         np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(tree),
                                                   jax.tree.leaves(fresh[name]))):
@@ -145,7 +159,7 @@ def train_and_evaluate(config, workdir: str, init_params: dict | None = None
                     " (a fresh auxiliary entropy model)") + _fresh_note(config))
   elif config.get("init_from"):
     params = _init_params_from(config)
-    if config.get("init_fresh"):
+    if config.get("init_fresh") or config.get("init_deepen"):
       params = complete_params(config, model, params)
     state = partitioning.replicate(create_train_state(config, model, params), mesh)
     writer.print(f"fine-tuning from the latest checkpoint of {config.init_from}"

@@ -1,0 +1,68 @@
+"""Deepening a trained model (cca_jax/model/growth.py, ``config.init_deepen``)."""
+
+import jax
+import numpy as np
+import pytest
+
+from cca_jax.config import model_config_dict
+from cca_jax.model import growth
+
+
+def _deeper(config, layers):
+  c = config.copy_and_resolve_references()
+  c.model.ae_layers = layers
+  c.init_deepen = True
+  return c
+
+
+def test_deepened_model_computes_the_same_function(tiny_config, tiny_model,
+                                                   tiny_params):
+  """More NAF blocks per stage (unevenly, so that g_s's renaming is exercised): the
+  source's parameters, the added blocks fresh, the same reconstruction and rates as
+  the source model; other config changes and fewer blocks are refused."""
+  from cca_jax.model.cca import CCAModel
+  from cca_jax.train.trainer import complete_params
+  config = _deeper(tiny_config, (2, 1, 3))
+  src, dst = model_config_dict(tiny_config.model), model_config_dict(config.model)
+  params = growth.deepen_params(tiny_params, src, dst)
+  model = CCAModel.from_config(config.model)
+  full = complete_params(config, model, params)
+  assert sorted(full["g_a"]) == sorted(f"blocks_{s}_{j}" for s, n in enumerate((2, 1, 3))
+                                       for j in range(1 + n)) + [f"down_{i}" for i in range(4)]
+  # g_s runs the stages in reverse: its stage 0 has 3 NAF blocks, then the RBB.
+  jax.tree.map(np.testing.assert_array_equal, full["g_s"]["blocks_0_3"],
+               tiny_params["g_s"]["blocks_0_1"])
+  x = np.random.default_rng(0).uniform(size=(1, 64, 64, 3)).astype(np.float32)
+  a = tiny_model.apply({"params": tiny_params}, x, training=False)
+  b = model.apply({"params": full}, x, training=False)
+  np.testing.assert_allclose(b["y"], a["y"], rtol=0, atol=1e-6)
+  np.testing.assert_allclose(b["x_hat"], a["x_hat"], rtol=0, atol=1e-6)
+  assert not np.array_equal(  # the added block has its own (fresh) convolutions
+      full["g_a"]["blocks_0_2"]["conv1"]["kernel"],
+      full["g_a"]["blocks_0_1"]["conv1"]["kernel"])
+
+  with pytest.raises(ValueError, match="do not fit"):  # not asked for: refused
+    complete_params(tiny_config, model, params)
+  shallower = dict(dst, ae_layers=[1, 1, 0])
+  assert "does not extend" in growth.deepening_error(src, shallower)
+  wider = dict(dst, M=dst["M"] + 8)
+  with pytest.raises(ValueError, match="differ in M"):
+    growth.deepen_params(tiny_params, src, wider)
+
+
+def test_deepening_from_a_bundle(tiny_config, tiny_params, tmp_path):
+  """``init_from`` naming a bundle of the shallower model: taken with ``init_deepen``,
+  refused without it."""
+  from cca_jax.codec.bundle import fine_tuning_params, make_bundle, save_bundle
+  from cca_jax.codec.errors import CodecError
+  path = str(tmp_path / "b.ccam")
+  save_bundle(make_bundle(tiny_config.model, tiny_params), path)
+  config = _deeper(tiny_config, (1, 2, 1))
+  params = fine_tuning_params(path, config.model, deepen=True)
+  assert "blocks_1_2" not in params["g_a"] and "blocks_1_2" in params["g_s"]
+  with pytest.raises(CodecError, match="another model config"):
+    fine_tuning_params(path, config.model)
+  other = _deeper(tiny_config, (1, 1, 1))
+  other.model.em_dim = 8
+  with pytest.raises(CodecError, match="differ in em_dim"):
+    fine_tuning_params(path, other.model, deepen=True)
