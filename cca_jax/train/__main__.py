@@ -11,6 +11,10 @@ Fine-tuning: ``--config.init_from=W`` starts from the latest checkpoint of train
 workdir ``W``; ``--config.init_from=B`` from the weights of model bundle ``B`` (a
 ``.ccam`` file or a model name such as ``q6``, ``cca-jax models`` lists them; the
 auxiliary entropy model, which bundles drop, starts fresh from ``config.seed``).
+``--config.init_deepen=True`` with a deeper ``--config.model.ae_layers`` takes a
+source with fewer NAF blocks per transform stage: the added blocks start as the
+identity, so training starts from the source model's function
+(``cca_jax/model/growth.py``).
 """
 
 from __future__ import annotations
