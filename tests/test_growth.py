@@ -66,3 +66,16 @@ def test_deepening_from_a_bundle(tiny_config, tiny_params, tmp_path):
   other.model.em_dim = 8
   with pytest.raises(CodecError, match="differ in em_dim"):
     fine_tuning_params(path, other.model, deepen=True)
+
+
+def test_deepening_from_a_workdir(tiny_config, tiny_params, tiny_workdir):
+  """``init_from`` naming a training workdir of the shallower model."""
+  from cca_jax.train.trainer import _init_params_from
+  config = _deeper(tiny_config, (1, 1, 2))
+  config.init_from = tiny_workdir
+  params = _init_params_from(config)  # g_s stage 0: 2 NAF blocks, then the RBB
+  jax.tree.map(np.testing.assert_array_equal, params["g_s"]["blocks_0_2"],
+               tiny_params["g_s"]["blocks_0_1"])
+  config.init_deepen = False
+  with pytest.raises(ValueError, match="another model config"):
+    _init_params_from(config)
