@@ -4,7 +4,8 @@
 # rates 40 (from 15) and 150 (from 40) in turn, then export (float16 weights: each
 # bundle under 10 MB; benchmarks/float16_cost.py measures it); the top rate from the
 # lambda-0.3 bundle; round 2: the base trained on, lambda 7 and 0.3 fine-tuned again;
-# round 3: qualities 5-7 trained on from their own bundles.
+# round 3: qualities 5-7 trained on from their own bundles; round 4: quality 4 trained
+# on, qualities 1-3 chained anew from it.
 # On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
@@ -84,6 +85,30 @@ round3 0.3 --config.num_steps=2500 --config.learning_rate=5e-4
 round3 1.8 --config.num_steps=1500 --config.learning_rate=3e-4
 for l in 0.05 0.3 1.8; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round3_$l" \
+    --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
+done
+# Round 4 (2026-12-07): quality 4 (lambda 7) trained on from its round-2 bundle for
+# 1000 steps (peak lr 3e-4, 50 warm-up steps), then the low rates chained anew from
+# it, as round 1 chained them from its base: lambda 15 (1500 steps), 40 from 15 and
+# 150 from 40 (1200 steps each; peak lr 5e-4, no warm-up, cosine); they replaced
+# qualities 1-4 (kept as models/retired/*-r1.ccam, and cca-m96-l7-r2.ccam).
+for l in 150 40 15; do
+  [ -e "models/retired/cca-m96-l$l-r1.ccam" ] ||
+    cp "models/cca-m96-l$l.ccam" "models/retired/cca-m96-l$l-r1.ccam"
+done
+[ -e models/retired/cca-m96-l7-r2.ccam ] || cp models/cca-m96-l7.ccam models/retired/cca-m96-l7-r2.ccam
+round3 7 --config.num_steps=1000 --config.learning_rate=3e-4
+round4() { nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$1" \
+  --workdir "workdirs/round4_$1" --config.init_from="workdirs/round$3_$2" \
+  --config.num_steps="$4" --config.learning_rate=5e-4 --config.warmup_steps=0 \
+  --config.eval_every=500 --config.checkpoint_every=250; }
+round4 15 7 3 1500
+round4 40 15 4 1200
+round4 150 40 4 1200
+.venv/bin/python -m cca_jax.export --workdir workdirs/round3_7 --out models/cca-m96-l7.ccam \
+  --weights float16 --no-register
+for l in 15 40 150; do
+  .venv/bin/python -m cca_jax.export --workdir "workdirs/round4_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
 echo "== done $(date)"

@@ -1,9 +1,13 @@
 """Deepening a trained model (cca_jax/model/growth.py, ``config.init_deepen``)."""
 
+import os
+import sys
+
 import jax
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from cca_jax.config import model_config_dict
 from cca_jax.model import growth
 
@@ -79,3 +83,26 @@ def test_deepening_from_a_workdir(tiny_config, tiny_params, tiny_workdir):
   config.init_deepen = False
   with pytest.raises(ValueError, match="another model config"):
     _init_params_from(config)
+
+
+def test_widened_latents_keep_the_transforms(tiny_config, tiny_model, tiny_params):
+  """benchmarks/widen_latents.py: a larger M from a trained model; g_s(g_a(x)) and
+  z are the trained model's at step 0, the added latents are not constant."""
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  from widen_latents import widen
+  from cca_jax.model.cca import CCAModel, init_params
+  config = tiny_config.copy_and_resolve_references()
+  config.model.M = tiny_config.model.M + 8
+  model = CCAModel.from_config(config.model)
+  params = widen(tiny_params, init_params(model, seed=1))
+  x = np.random.default_rng(0).uniform(size=(1, 64, 64, 3)).astype(np.float32)
+
+  def transforms(m, x):
+    y = m.g_a(x)
+    return y, m.g_s(y), m.h_a(y)
+  y0, x0, z0 = tiny_model.apply({"params": tiny_params}, x, method=transforms)
+  y1, x1, z1 = model.apply({"params": params}, x, method=transforms)
+  np.testing.assert_allclose(y1[..., :y0.shape[-1]], y0, rtol=0, atol=1e-6)
+  np.testing.assert_allclose(x1, x0, rtol=0, atol=1e-6)
+  np.testing.assert_allclose(z1, z0, rtol=0, atol=1e-6)
+  assert float(np.std(y1[..., y0.shape[-1]:])) > 0
