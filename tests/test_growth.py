@@ -1,4 +1,5 @@
-"""Deepening a trained model (cca_jax/model/growth.py, ``config.init_deepen``)."""
+"""Growing a trained model: deeper transforms (cca_jax/model/growth.py,
+``config.init_deepen``) and more latents (benchmarks/widen_latents.py)."""
 
 import os
 import sys
@@ -22,7 +23,7 @@ def _deeper(config, layers):
 def test_deepened_model_computes_the_same_function(tiny_config, tiny_model,
                                                    tiny_params):
   """More NAF blocks per stage (unevenly, so that g_s's renaming is exercised): the
-  source's parameters, the added blocks fresh, the same reconstruction and rates as
+  source's parameters, the added blocks fresh, the same latents and reconstruction as
   the source model; other config changes and fewer blocks are refused."""
   from cca_jax.model.cca import CCAModel
   from cca_jax.train.trainer import complete_params
