@@ -14,7 +14,9 @@ pass over 256 MiB). The *floor* of a program is its flops at the matrix-product 
 its precision: no formulation of the same arithmetic runs faster on this CPU.
 ``--config`` times a config's model with random calibrated weights instead
 (``tests.lively_weights.calibrated_bundle``, as ``speed_ratios.py`` does for the paper
-config): the same programs and flops as a trained model of that size.
+config): the same programs and flops as a trained model of that size. ``--layers``
+adds the same table for each layer of g_a and g_s (strided convolutions, residual
+bottleneck and NAF blocks), timed as separate programs.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def main(argv=None) -> int:
   p.add_argument("--image", default=os.path.join(ROOT, "..", "shared", "data", "kodak",
                                                  "kodim01.png"))
   p.add_argument("--repeats", type=int, default=7)
+  p.add_argument("--layers", action="store_true",
+                 help="also time each layer of g_a and g_s as its own program")
   args = p.parse_args(argv)
 
   from cca_jax.utils.cli import use_codec_xla_flags
@@ -153,7 +157,60 @@ def main(argv=None) -> int:
   entropy = sum(t for n, t, _, _ in rows if n not in ("analysis", "synthesis"))
   print(f"entropy parameters in all: {entropy * 1e3:.1f} ms "
         f"({'integer networks, float64' if integer else 'float32'})")
+  if args.layers:
+    layer_table(bundle, x, args.repeats, gf32)
   return 0
+
+
+def transform_layers(model, params, x):
+  """``(name, module, params, input)`` for each layer of g_a, then of g_s, in order,
+  with the inputs of one pass of ``x`` through them (the structure of
+  ``model.transforms``)."""
+  import numpy as np
+  from cca_jax.model.layers import (Conv2d, ConvTranspose2d, NAFBlock,
+                                    ResidualBottleneckBlock)
+  dims, naf, rbb = tuple(model.ae_dim), tuple(model.ae_layers), model.num_rbb
+  layers = []
+  for s, (d, n) in enumerate(zip(dims, naf)):
+    layers.append(("g_a", f"down_{s}", Conv2d(d, 5, 2)))
+    layers += [("g_a", f"blocks_{s}_{j}", ResidualBottleneckBlock()) for j in range(rbb)]
+    layers += [("g_a", f"blocks_{s}_{rbb + j}", NAFBlock()) for j in range(n)]
+  layers.append(("g_a", f"down_{len(dims)}", Conv2d(model.M, 5, 2)))
+  for s, (d, n) in enumerate(zip(dims[::-1], naf[::-1])):
+    layers.append(("g_s", f"up_{s}", ConvTranspose2d(d, 5, 2)))
+    layers += [("g_s", f"blocks_{s}_{j}", NAFBlock()) for j in range(n)]
+    layers += [("g_s", f"blocks_{s}_{n + j}", ResidualBottleneckBlock()) for j in range(rbb)]
+  layers.append(("g_s", f"up_{len(dims)}", ConvTranspose2d(3, 5, 2)))
+  out, x0 = [], x
+  for part, name, module in layers:
+    p = params[part][name]
+    out.append((f"{part} {name}", module, p, x))
+    x = module.apply({"params": p}, x)
+  # The chain must be the model's own g_s(g_a(x)): a guard against this list drifting
+  # from transforms.py.
+  whole = model.apply({"params": params},
+                      x0, method=lambda m, v: m.g_s(m.g_a(v)))
+  if not np.allclose(np.asarray(x), np.asarray(whole), atol=1e-3):
+    raise RuntimeError("the layer list does not reproduce g_s(g_a(x))")
+  return out
+
+
+def layer_table(bundle, x, repeats, gf32):
+  """Time each transform layer of ``bundle`` as its own program on input ``x``."""
+  import jax
+  print(f"\n{'layer':<18}{'kind':<24}{'input':>16}{'ms':>8}{'GFLOP':>7}{'GFLOP/s':>9}"
+        f"{'% of matmul':>13}{'XLA GB':>8}")
+  kinds = {}
+  for name, module, p, xin in transform_layers(bundle.model, bundle.device_params, x):
+    f = jax.jit(lambda p, x, m=module: m.apply({"params": p}, x))
+    flops, nbytes = _cost(f, p, xin)
+    t = _median_time(lambda: f(p, xin), repeats)
+    kind = type(module).__name__
+    kinds[name[:3] + " " + kind] = kinds.get(name[:3] + " " + kind, 0.0) + t
+    shape = "x".join(str(v) for v in xin.shape[1:])
+    print(f"{name:<18}{kind:<24}{shape:>16}{t * 1e3:8.1f}{flops / 1e9:7.2f}"
+          f"{flops / t / 1e9:9.1f}{100 * flops / t / 1e9 / gf32:12.0f}%{nbytes / 1e9:8.3f}")
+  print("by kind: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in kinds.items()))
 
 
 def bind_slice(f, i):
