@@ -139,12 +139,14 @@ def _quality(text: str) -> int:
 def _enable_compilation_cache() -> None:
   """jax's persistent compilation cache for the codec commands
   (``cca_jax.utils.compilation_cache``: ``$CCA_JAX_CACHE_DIR``, else ``~/.cache/cca_jax/jax``;
-  empty turns it off). A cached executable is the same program: results do not
-  change. Also the codec's XLA:CPU setting (``utils.cli.use_codec_xla_flags``)."""
+  empty turns it off), with the codec's compiled executables (``executables/``:
+  ``cca_jax.utils.executable_cache``, so a new process does not trace them again). A
+  cached executable is the same program: results do not change. Also the codec's
+  XLA:CPU setting (``utils.cli.use_codec_xla_flags``)."""
   from cca_jax.utils import compilation_cache
   from cca_jax.utils.cli import use_codec_xla_flags
   use_codec_xla_flags()
-  compilation_cache.enable()
+  compilation_cache.enable(executables=True)
 
 
 def _parser(prog: str, description: str):

@@ -18,6 +18,10 @@ applied through ``model.apply(method=...)``: the codec reuses the model's code, 
 does not copy its math. ``i`` is static (one executable per slice). Parameters are
 arguments, so bundles of one architecture share the compiled functions (``programs_for``).
 
+Each program is a ``utils.executable_cache.CachedFunction``: with the executable cache
+on (the codec commands turn it on), a new process loads the compiled programs from
+disk instead of tracing them again; off, it is the jit-compiled function.
+
 ``IntegerCodecPrograms`` (version 2 bundles) has the same interface; its
 ``hyper_synthesis``, ``predict`` and ``refine`` are the exact integer networks of
 ``cca_jax.model.entropy.integer`` (float64, run with ``jax.enable_x64``), which give the same
@@ -32,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from cca_jax.model.entropy import integer
+from cca_jax.utils.executable_cache import CachedFunction
 
 
 def analysis(m, x):
@@ -65,11 +70,15 @@ class CodecPrograms:
     def apply(method):
       return lambda params, *args: model.apply({"params": params}, *args, method=method)
 
-    self.analysis = jax.jit(apply(analysis))
-    self.hyper_synthesis = jax.jit(apply(_hyper_synthesis))
-    self.predict = jax.jit(apply(_predict), static_argnums=1)
-    self.refine = jax.jit(apply(_refine), static_argnums=1)
-    self.synthesis = jax.jit(apply(_synthesis))
+    def program(name, method, static_argnums=()):
+      return CachedFunction(jax.jit(apply(method), static_argnums=static_argnums),
+                            name, static_argnums, context=repr(model))
+
+    self.analysis = program("analysis", analysis)
+    self.hyper_synthesis = program("hyper_synthesis", _hyper_synthesis)
+    self.predict = program("predict", _predict, (1,))
+    self.refine = program("refine", _refine, (1,))
+    self.synthesis = program("synthesis", _synthesis)
 
 
 @functools.lru_cache(maxsize=8)
@@ -80,7 +89,7 @@ def programs_for(model) -> CodecPrograms:
 
 def _x64(fn):
   """Trace and run ``fn`` with 64-bit types enabled (the integer path's float64)."""
-  @functools.wraps(fn)
+  @functools.wraps(fn, updated=())
   def call(*args):
     with jax.enable_x64(True):
       return fn(*args)
@@ -96,9 +105,12 @@ class IntegerCodecPrograms:
     self.model = model
     self.analysis = float_programs.analysis
     self.synthesis = float_programs.synthesis
-    self.hyper_synthesis = _x64(jax.jit(integer.hyper_synthesis))
-    self.predict = _x64(jax.jit(integer.predict, static_argnums=1))
-    self.refine = _x64(jax.jit(integer.refine, static_argnums=1))
+    self.hyper_synthesis = _x64(CachedFunction(
+        jax.jit(integer.hyper_synthesis), "integer_hyper_synthesis"))
+    self.predict = _x64(CachedFunction(
+        jax.jit(integer.predict, static_argnums=1), "integer_predict", (1,)))
+    self.refine = _x64(CachedFunction(
+        jax.jit(integer.refine, static_argnums=1), "integer_refine", (1,)))
 
 
 @functools.lru_cache(maxsize=8)

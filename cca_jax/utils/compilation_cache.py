@@ -9,7 +9,10 @@ compilation 59 s -> 16 s.
 The directory is ``$CCA_JAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/cca_jax/jax`` (by
 default ``~/.cache/cca_jax/jax``); ``JAX_COMPILATION_CACHE_DIR``, if set, wins, and an
 empty ``CCA_JAX_CACHE_DIR=""`` turns it off. Entries are keyed by the program, the
-JAX version and the backend, so a stale entry is never used.
+JAX version and the backend, so a stale entry is never used. ``executables=True`` (the
+codec commands) also keeps the codec's compiled executables in its ``executables``
+subdirectory (``executable_cache.py``: a new process skips tracing as well);
+``CCA_JAX_EXECUTABLE_CACHE=0`` turns that part off.
 """
 
 from __future__ import annotations
@@ -25,9 +28,18 @@ def default_dir() -> str:
   return os.path.join(base, "cca_jax", "jax")
 
 
-def enable(path: str | None = None) -> str | None:
+def enable(path: str | None = None, executables: bool = False) -> str | None:
   """Turn the persistent cache on (``path`` or the default); returns the directory
-  used, or ``None`` when it is turned off or cannot be created."""
+  used, or ``None`` when it is turned off or cannot be created. ``executables``: the
+  executable cache too, in ``<directory>/executables``."""
+  path = _enable_jax_cache(path)
+  if path and executables and os.environ.get("CCA_JAX_EXECUTABLE_CACHE", "1") != "0":
+    from cca_jax.utils import executable_cache
+    executable_cache.enable(os.path.join(path, "executables"))
+  return path
+
+
+def _enable_jax_cache(path: str | None) -> str | None:
   if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     return os.environ["JAX_COMPILATION_CACHE_DIR"]  # JAX reads it itself
   if path is None:

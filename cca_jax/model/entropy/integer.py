@@ -52,7 +52,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from scipy import special
 
 from cca_jax.ops.convolution import depth_to_space, subpixel_kernel
 
@@ -311,6 +310,7 @@ def lookup_tables() -> dict:
   machine's ``erf`` or ``tanh`` enters the codec."""
   x = np.arange(-LUT_RANGE * 2**LUT_STEP_BITS, LUT_RANGE * 2**LUT_STEP_BITS + 1,
                 dtype=np.float64) * 2.0**-LUT_STEP_BITS
+  from scipy import special  # here, not at import: the codec commands never need it
   gelu_ = 0.5 * x * (1.0 + special.erf(x / math.sqrt(2.0)))
   return {"gelu": np.rint(gelu_ * 2.0**FRAC_BITS).astype(np.int32),
           "half_tanh": np.rint(0.5 * np.tanh(x) * 2.0**FRAC_BITS).astype(np.int32)}

@@ -38,7 +38,6 @@ from statistics import NormalDist
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import special
 
 from cca_jax.model.entropy.bottleneck import logits_cumulative
 from cca_jax.model.entropy.gaussian import SCALE_BOUND, scale_table as default_scale_table
@@ -190,6 +189,7 @@ def gaussian_tables(scales: np.ndarray, tail_mass: float = TAIL_MASS,
   # float64 host arithmetic (scipy's erfc), not XLA's float32 erfc: the tables are then
   # the same on every machine (XLA's erfc differs in the last bits between instruction
   # sets) and match the float32 definition to ~1e-7.
+  from scipy import special  # here, not at import: the codec commands never need it
   s = scales.astype(np.float64)[:, None]
   upper = 0.5 * special.erfc(-(2.0 ** -0.5) * (0.5 - samples) / s)
   lower = 0.5 * special.erfc(-(2.0 ** -0.5) * (-0.5 - samples) / s)
