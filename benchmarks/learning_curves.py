@@ -12,8 +12,8 @@ Every run sees the same batches (``cca_jax.train.input_pipeline.train_batches``:
 random crops of ../shared/data/train, fixed order); a seed sets the initialisation
 (each framework its own: cca-jax's PyTorch-distributed init, PyTorch's defaults) and
 the noise. Constant learning rate, one lambda (no schedule: nothing differs but the
-implementations). Loss, PSNR (from the batch MSE) and bpp (y + z) are averaged over
-windows of ``--window`` steps. The verdict per window and metric: the gap between
+implementations). Loss, PSNR (from the batch MSE), bpp (y + z) and z's bpp alone
+are averaged over windows of ``--window`` steps. The verdict per window and metric: the gap between
 the frameworks' seed means against the seed-to-seed spread (the larger of the two
 frameworks' |seed a - seed b|); printed as a table, written as JSON and a PNG.
 """
@@ -32,7 +32,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests"), os.path.join(ROOT, "benchmark
 
 import numpy as np  # noqa: E402
 
-METRICS = ("loss", "psnr", "bpp")
+METRICS = ("loss", "psnr", "bpp", "bpp_z")
 
 
 def _psnr(mse: float) -> float:
@@ -56,7 +56,8 @@ def run_jax(config, batches, seed: int, log):
   for i, x in enumerate(batches):
     state, m = step(state, partitioning.global_batch(x, mesh))
     m = jax.device_get(m)
-    rows.append((float(m["loss"]), _psnr(float(m["mse"])), float(m["bpp"])))
+    rows.append((float(m["loss"]), _psnr(float(m["mse"])), float(m["bpp"]),
+                 float(m["bpp_z"])))
     log(i, rows, t)
   return np.asarray(rows)
 
@@ -69,7 +70,8 @@ def run_torch(config, batches, seed: int, log, threads: int):
   t = time.perf_counter()
   for i, x in enumerate(batches):
     terms = step(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
-    rows.append((terms["loss"], _psnr(terms["mse_loss"]), terms["bpp_loss"]))
+    rows.append((terms["loss"], _psnr(terms["mse_loss"]), terms["bpp_loss"],
+                 terms["bpp_z"]))
     log(i, rows, t)
   return np.asarray(rows)
 
@@ -98,7 +100,7 @@ def torch_child(args) -> int:
       if (i + 1) % args.window == 0:
         r = np.asarray(rows[-args.window:]).mean(0)
         print(f"torch    seed {seed} step {i + 1:>5}: loss {r[0]:8.4f} psnr "
-              f"{r[1]:6.2f} bpp {r[2]:.4f}  ({time.perf_counter() - t0:.0f} s)",
+              f"{r[1]:6.2f} bpp {r[2]:.4f} (z {r[3]:.4f})  ({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr, flush=True)
     batches = (np.asarray(b, np.float32) / np.float32(255.0) for b in u8)
     out[seed] = run_torch(config, batches, seed, log, args.threads).tolist()
@@ -155,7 +157,7 @@ def main() -> int:
         if (i + 1) % args.window == 0:
           r = np.asarray(rows[-args.window:]).mean(0)
           print(f"{fw:<8} seed {seed} step {i + 1:>5}: loss {r[0]:8.4f} psnr "
-                f"{r[1]:6.2f} bpp {r[2]:.4f}  ({time.perf_counter() - t0:.0f} s)",
+                f"{r[1]:6.2f} bpp {r[2]:.4f} (z {r[3]:.4f})  ({time.perf_counter() - t0:.0f} s)",
                 flush=True)
       rows = run_jax(config, batches, seed, log)
       curves[(fw, seed)] = windows(rows, args.window)
@@ -188,7 +190,7 @@ def main() -> int:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+  fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4))
   colors = {"cca-jax": "tab:blue", "torch": "tab:orange"}
   for k, (ax, name) in enumerate(zip(axes, METRICS)):
     for (fw, s), c in curves.items():

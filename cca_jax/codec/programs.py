@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from cca_jax.model.entropy import integer
+from cca_jax.ops.convolution import formulation
 from cca_jax.utils.executable_cache import CachedFunction
 
 
@@ -71,8 +72,10 @@ class CodecPrograms:
       return lambda params, *args: model.apply({"params": params}, *args, method=method)
 
     def program(name, method, static_argnums=()):
+      # The convolutions' formulation is read when the program is traced.
       return CachedFunction(jax.jit(apply(method), static_argnums=static_argnums),
-                            name, static_argnums, context=repr(model))
+                            name, static_argnums,
+                            context=lambda: f"{model!r} {formulation()}")
 
     self.analysis = program("analysis", analysis)
     self.hyper_synthesis = program("hyper_synthesis", _hyper_synthesis)

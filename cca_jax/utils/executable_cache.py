@@ -150,10 +150,12 @@ class CachedFunction:
   """
 
   def __init__(self, jitted, name: str, static_argnums: tuple[int, ...] = (),
-               context: str = ""):
+               context=""):
     self.__wrapped__ = jitted
     self.name = name
-    self.context = context  # what else the traced function depends on (its model)
+    # What else the traced function depends on (its model, a formulation choice): a
+    # string, or a function returning one when an executable is looked up on disk.
+    self.context = context
     self.static_argnums = tuple(static_argnums)
     self._loaded: dict = {}
 
@@ -178,8 +180,8 @@ class CachedFunction:
     return executable(*dynamic) if out is None else out
 
   def _path(self, signature) -> str:
-    key = hashlib.sha256(
-        repr((signature, self.context, environment())).encode()).hexdigest()
+    context = self.context() if callable(self.context) else self.context
+    key = hashlib.sha256(repr((signature, context, environment())).encode()).hexdigest()
     return os.path.join(_directory, f"{self.name}-{key[:40]}.exe")
 
   def _load_or_build(self, signature, args, dynamic):
