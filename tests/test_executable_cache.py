@@ -107,6 +107,23 @@ def test_keys_and_fallbacks(cache_dir, monkeypatch):
   executable_cache.environment.cache_clear()
 
 
+def test_not_serializable_falls_back_once(cache_dir, monkeypatch):
+  """Where executables cannot be serialized, the jit-compiled function runs, and the
+  build is not retried on every call."""
+  from jax.experimental import serialize_executable
+  calls = []
+
+  def refuse(compiled):
+    calls.append(1)
+    raise ValueError("Compilation does not support serialization")
+  monkeypatch.setattr(serialize_executable, "serialize", refuse)
+  x = jnp.ones((2, 3), jnp.float32)
+  f = _program()
+  for _ in range(3):
+    np.testing.assert_array_equal(f(x, 2), jax.jit(_toy, static_argnums=1)(x, 2))
+  assert calls == [1] and not _entries(cache_dir)
+
+
 def test_off_and_eviction(tmp_path):
   x = jnp.ones((2, 2), jnp.float32)
   executable_cache.disable()

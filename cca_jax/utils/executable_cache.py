@@ -170,13 +170,14 @@ class CachedFunction:
     leaves, tree = jax.tree_util.tree_flatten(dynamic)
     signature = (self.name, static, str(tree), tuple(map(_leaf_signature, leaves)),
                  bool(jax.config.jax_enable_x64))
-    executable = self._loaded.get(signature)
-    if executable is not None:
-      return executable(*dynamic)
+    if signature in self._loaded:
+      executable = self._loaded[signature]
+      return self.__wrapped__(*args) if executable is None else executable(*dynamic)
     executable, out = self._load_or_build(signature, args, dynamic)
-    if executable is None:               # could not be cached: the plain function
-      return self.__wrapped__(*args)
+    # None: could not be cached (the jit-compiled function from now on, not retried).
     self._loaded[signature] = executable
+    if executable is None:
+      return self.__wrapped__(*args)
     return executable(*dynamic) if out is None else out
 
   def _path(self, signature) -> str:
@@ -193,7 +194,8 @@ class CachedFunction:
     if blob is not None:
       try:
         executable = serialize_executable.deserialize_and_load(*pickle.loads(blob))
-        os.utime(path)
+        with contextlib.suppress(OSError):
+          os.utime(path)                 # recently used: kept longest
         return executable, None
       except Exception:  # noqa: BLE001 -- a stale or foreign entry: rebuild it
         pass
