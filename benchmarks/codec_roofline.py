@@ -179,7 +179,8 @@ def transform_layers(model, params, x):
   for s, (d, n) in enumerate(zip(dims[::-1], naf[::-1])):
     layers.append(("g_s", f"up_{s}", ConvTranspose2d(d, 5, 2)))
     layers += [("g_s", f"blocks_{s}_{j}", NAFBlock()) for j in range(n)]
-    layers += [("g_s", f"blocks_{s}_{n + j}", ResidualBottleneckBlock()) for j in range(rbb)]
+    layers += [("g_s", f"blocks_{s}_{n + j}", ResidualBottleneckBlock())
+               for j in range(rbb)]
   layers.append(("g_s", f"up_{len(dims)}", ConvTranspose2d(3, 5, 2)))
   out, x0 = [], x
   for part, name, module in layers:

@@ -13,9 +13,10 @@ random crops of ../shared/data/train, fixed order); a seed sets the initialisati
 (each framework its own: cca-jax's PyTorch-distributed init, PyTorch's defaults) and
 the noise. Constant learning rate, one lambda (no schedule: nothing differs but the
 implementations). Loss, PSNR (from the batch MSE), bpp (y + z) and z's bpp alone
-are averaged over windows of ``--window`` steps. The verdict per window and metric: the gap between
-the frameworks' seed means against the seed-to-seed spread (the larger of the two
-frameworks' |seed a - seed b|); printed as a table, written as JSON and a PNG.
+are averaged over windows of ``--window`` steps. The verdict per window and metric:
+the gap between the frameworks' seed means against the seed-to-seed spread (the
+larger of the two frameworks' |seed a - seed b|); printed as a table, written as JSON
+and a PNG.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def torch_child(args) -> int:
       if (i + 1) % args.window == 0:
         r = np.asarray(rows[-args.window:]).mean(0)
         print(f"torch    seed {seed} step {i + 1:>5}: loss {r[0]:8.4f} psnr "
-              f"{r[1]:6.2f} bpp {r[2]:.4f} (z {r[3]:.4f})  ({time.perf_counter() - t0:.0f} s)",
+              f"{r[1]:6.2f} bpp {r[2]:.4f} (z {r[3]:.4f})  "
+              f"({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr, flush=True)
     batches = (np.asarray(b, np.float32) / np.float32(255.0) for b in u8)
     out[seed] = run_torch(config, batches, seed, log, args.threads).tolist()
@@ -157,7 +159,8 @@ def main() -> int:
         if (i + 1) % args.window == 0:
           r = np.asarray(rows[-args.window:]).mean(0)
           print(f"{fw:<8} seed {seed} step {i + 1:>5}: loss {r[0]:8.4f} psnr "
-                f"{r[1]:6.2f} bpp {r[2]:.4f} (z {r[3]:.4f})  ({time.perf_counter() - t0:.0f} s)",
+                f"{r[1]:6.2f} bpp {r[2]:.4f} (z {r[3]:.4f})  "
+              f"({time.perf_counter() - t0:.0f} s)",
                 flush=True)
       rows = run_jax(config, batches, seed, log)
       curves[(fw, seed)] = windows(rows, args.window)

@@ -111,4 +111,21 @@ for l in 15 40 150; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round4_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
+# Round 5 (2026-12-07): qualities 7 and 6 trained on from their round-3 bundles, 3000
+# steps each (peak lr 3e-4, 50 warm-up steps, cosine); they replaced qualities 6 and 7
+# (kept as models/retired/cca-m96-l{0.05,0.3}-r3.ccam).
+for l in 0.05 0.3; do
+  [ -e "models/retired/cca-m96-l$l-r3.ccam" ] ||
+    cp "models/cca-m96-l$l.ccam" "models/retired/cca-m96-l$l-r3.ccam"
+done
+round5() { nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$1" \
+  --workdir "workdirs/round5_$1" --config.init_from="models/retired/cca-m96-l$1-r3.ccam" \
+  --config.warmup_steps=50 --config.eval_every=500 --config.checkpoint_every=250 \
+  --config.num_steps=3000 --config.learning_rate=3e-4 "${@:2}"; }
+round5 0.05 --config.alpha=0.2
+round5 0.3
+for l in 0.05 0.3; do
+  .venv/bin/python -m cca_jax.export --workdir "workdirs/round5_$l" \
+    --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
+done
 echo "== done $(date)"
