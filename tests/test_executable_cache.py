@@ -18,6 +18,8 @@ from tests.test_codec import GOLDEN_BUNDLE, GOLDEN_STREAM_V2
 
 @pytest.fixture
 def cache_dir(tmp_path):
+  programs_for.cache_clear()           # program objects of earlier tests: not these
+  integer_programs_for.cache_clear()
   executable_cache.enable(str(tmp_path))
   yield tmp_path
   executable_cache.disable()
@@ -27,6 +29,10 @@ def cache_dir(tmp_path):
 
 def _entries(folder):
   return sorted(n for n in os.listdir(folder) if n.endswith(".exe"))
+
+
+def _cached(f) -> CachedFunction:
+  return f if isinstance(f, CachedFunction) else f.__wrapped__
 
 
 def _no_tracing(monkeypatch):
@@ -54,9 +60,13 @@ def test_codec_streams_from_loaded_executables(cache_dir, monkeypatch):
                     jax.tree.leaves(f.__wrapped__(bundle.device_params, arg))):
       np.testing.assert_array_equal(a, b)
   names = _entries(cache_dir)
+  programs = bundle.programs
+  errors = {f.name: f.last_error for f in map(_cached, (
+      programs.analysis, programs.synthesis, programs.hyper_synthesis,
+      programs.predict, programs.refine))}
   assert {n.split("-")[0] for n in names} == {
       "analysis", "integer_hyper_synthesis", "integer_predict", "integer_refine",
-      "synthesis"}
+      "synthesis"}, errors
   programs_for.cache_clear()
   integer_programs_for.cache_clear()
   bundle = load_bundle(GOLDEN_BUNDLE).with_version(2)
@@ -69,9 +79,9 @@ def test_codec_streams_from_loaded_executables(cache_dir, monkeypatch):
   np.testing.assert_array_equal(dec.image, first.image)
   assert _entries(cache_dir) == names   # nothing rebuilt
   programs = bundle.programs
-  for f in (programs.analysis, programs.synthesis, programs.hyper_synthesis,
-            programs.predict, programs.refine):
-    cached = f if isinstance(f, CachedFunction) else f.__wrapped__
+  for cached in map(_cached, (programs.analysis, programs.synthesis,
+                              programs.hyper_synthesis, programs.predict,
+                              programs.refine)):
     assert cached._loaded, f"{cached.name}: not run from a loaded executable"
 
 

@@ -10,8 +10,9 @@ under a key of everything that decides it, and a later process with the same key
 loads it and calls it directly:
 
 * the call signature: the program's name, its static arguments, the pytree structure,
-  shapes, dtypes and weak types of its array arguments, and whether 64-bit types are
-  on;
+  shapes, dtypes and weak types of its array arguments, whether 64-bit types are on,
+  and a context the caller gives (``codec.programs``: the model and the convolution
+  formulation);
 * the machine and software: JAX and jaxlib versions, the backend, its platform version
   and device kind, ``XLA_FLAGS``, and the CPU's model and feature flags (XLA:CPU
   compiles for the host's instruction set: an executable of an AVX-512 machine must
@@ -26,8 +27,8 @@ checked on load: an unreadable, truncated or foreign file is a miss and is rebui
 Each new entry is built by a fresh compilation, bypassing JAX's persistent and
 in-memory caches (an executable that JAX loaded from its own disk cache does not
 serialize completely in this JAX version), then reloaded and run once in the process
-before it is written; if any of that fails, the call runs the jit-compiled function
-and nothing is kept.
+before it is written; if any of that fails, the jit-compiled function runs instead,
+for that signature from then on, and nothing is kept.
 The directory keeps the most recently used entries up to ``MAX_BYTES``.
 
 Off unless ``enable`` is called (the codec commands do, with JAX's cache:
@@ -40,6 +41,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.metadata
+import logging
 import os
 import pickle
 import platform
@@ -158,6 +160,7 @@ class CachedFunction:
     self.context = context
     self.static_argnums = tuple(static_argnums)
     self._loaded: dict = {}
+    self.last_error: str | None = None  # why the last build was not kept (diagnostics)
 
   def lower(self, *args):
     return self.__wrapped__.lower(*args)
@@ -208,7 +211,9 @@ class CachedFunction:
       blob = pickle.dumps(serialize_executable.serialize(compiled))
       executable = serialize_executable.deserialize_and_load(*pickle.loads(blob))
       out = jax.block_until_ready(executable(*dynamic))  # it runs before it is kept
-    except Exception:  # noqa: BLE001 -- not serializable here: no cache, same results
+    except Exception as e:  # noqa: BLE001 -- not serializable here: no cache, same results
+      self.last_error = f"{type(e).__name__}: {e}"
+      logging.getLogger(__name__).debug("%s: not cached: %s", self.name, self.last_error)
       return None, None
     _write(path, blob)
     return executable, out
