@@ -207,7 +207,8 @@ def layer_table(bundle, x, repeats, gf32):
     flops, nbytes = _cost(f, p, xin)
     t = _median_time(lambda: f(p, xin), repeats)
     kind = type(module).__name__
-    kinds[name[:3] + " " + kind] = kinds.get(name[:3] + " " + kind, 0.0) + t
+    group = f"{name[:3]} {kind}"   # g_a / g_s and the layer class
+    kinds[group] = kinds.get(group, 0.0) + t
     shape = "x".join(str(v) for v in xin.shape[1:])
     print(f"{name:<18}{kind:<24}{shape:>16}{t * 1e3:8.1f}{flops / 1e9:7.2f}"
           f"{flops / t / 1e9:9.1f}{100 * flops / t / 1e9 / gf32:12.0f}%{nbytes / 1e9:8.3f}")

@@ -74,10 +74,6 @@ def disable() -> None:
   _directory = None
 
 
-def directory() -> str | None:
-  return _directory
-
-
 def _cpu_identity() -> str:
   """The CPU's model and instruction-set flags (Linux), else what ``platform`` says."""
   try:
@@ -124,9 +120,14 @@ def environment() -> str:
   ])
 
 
-def _leaf_signature(x):
-  dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
-  return (tuple(np.shape(x)), str(dtype), bool(getattr(x, "weak_type", False)))
+def _leaf_signatures(leaves) -> tuple:
+  """Shape, dtype and weak type of each argument leaf. It runs on every call (~500
+  parameter arrays per program), so arrays take the inlined path (0.1 ms)."""
+  try:
+    return tuple([(x.shape, x.dtype, getattr(x, "weak_type", False)) for x in leaves])
+  except AttributeError:  # Python scalars among the leaves
+    return tuple((np.shape(x), np.result_type(x), False) if not hasattr(x, "dtype")
+                 else (x.shape, x.dtype, getattr(x, "weak_type", False)) for x in leaves)
 
 
 @contextlib.contextmanager
@@ -171,7 +172,7 @@ class CachedFunction:
     static = tuple(args[i] for i in self.static_argnums)
     dynamic = [a for i, a in enumerate(args) if i not in self.static_argnums]
     leaves, tree = jax.tree_util.tree_flatten(dynamic)
-    signature = (self.name, static, str(tree), tuple(map(_leaf_signature, leaves)),
+    signature = (self.name, static, tree, _leaf_signatures(leaves),
                  bool(jax.config.jax_enable_x64))
     if signature in self._loaded:
       executable = self._loaded[signature]
