@@ -149,6 +149,8 @@ def test_bad_inputs_and_usage(env, capsys, tmp_path):
       (["decompress", env["image"], str(out), "--model", env["model"]], 1, "bad magic"),
       (["decompress", str(tmp_path / "empty.cca"), str(out), "--model", env["model"]], 1,
        "empty input"),
+      (["compress", env["image"], str(out), "--model", env["model"], "--optimize", "2"], 1,
+       "records no training lambda"),
       (["info", str(text)], 1, "bad magic"),
       (["info", str(tmp_path)], 1, "is a directory"),
   ]
@@ -160,6 +162,7 @@ def test_bad_inputs_and_usage(env, capsys, tmp_path):
     assert not out.exists()
   # Usage errors: exit status 2; --help: 0.
   for argv in (["compress"], ["compress", "a", "b", "--pad-multiple", "100"],
+               ["compress", "a", "b", "--optimize", "-1"],
                ["decompress", "a"], ["info"], ["bogus"]):
     rc, _, err = _run(argv, capsys)
     assert rc == 2 and "usage" in err.lower(), argv

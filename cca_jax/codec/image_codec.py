@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from cca_jax.codec import format as fmt
+from cca_jax.codec.latent_optimization import DEFAULT_LEARNING_RATE, optimize_latents
 from cca_jax.codec.coder import (SYMBOL_LIMIT, coder_from_bytes, coder_to_bytes,
                                  new_coder, pop_symbols, push_symbols)
 from cca_jax.codec.errors import CodecError
@@ -145,13 +146,18 @@ def slice_loop(bundle, z_hat: np.ndarray, symbols_fn, timer: _Timer):
 
 
 def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = False,
-           max_pixels: int = MAX_PIXELS) -> Encoded:
+           max_pixels: int = MAX_PIXELS, optimize: int = 0,
+           optimize_lr: float = DEFAULT_LEARNING_RATE) -> Encoded:
   """Encode an image (``(H, W, 3)`` uint8, or float in [0, 1]).
 
   ``reconstruct`` also runs the synthesis (``Encoded.image``: the pixels the decoder
-  will produce); ``max_pixels`` limits the padded size.
+  will produce); ``max_pixels`` limits the padded size; ``optimize`` > 0 searches a
+  better ``y`` for this image in that many gradient steps (Adam, ``optimize_lr``)
+  before coding (``latent_optimization``: slower encoding, the same decoder).
   """
   multiple = check_multiple(multiple)
+  if not isinstance(optimize, (int, np.integer)) or optimize < 0:
+    raise CodecError(f"optimisation steps must be a non-negative integer, got {optimize!r}")
   x = _as_image(image)
   height, width = x.shape[:2]
   xp, padding = pad_centered(x[None], multiple)
@@ -165,6 +171,11 @@ def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = 
   medians = bundle.medians
   z_sym = quantize_symbols(z, medians)
   z_hat = dequantize_z(z_sym, medians)
+  _coding_time(timer, t0)
+  if optimize:
+    y = timer("optimize", lambda *a: optimize_latents(*a, learning_rate=optimize_lr)[0],
+              bundle, xp, padding, y, z_hat, optimize)
+  t0 = time.perf_counter()
   y_slices = np.split(y, np.cumsum(bundle.model.sizes)[:-1], axis=-1)
   y_symbols, y_indexes, checks = [], [], []
 

@@ -91,7 +91,8 @@ class _Visual:
 def run(models, data: str, out: str, codecs=(), qualities=None, name: str = "cca-jax",
         label: str | None = None, limit: int | None = None, image_names=None,
         multiple: int = 128, estimate: bool = True, warmup: bool = True,
-        visual: str | None = None, command: str = "", progress: bool = True) -> dict:
+        visual: str | None = None, command: str = "", progress: bool = True,
+        optimize: int = 0) -> dict:
   """Evaluate and write ``out``; returns the results document."""
   from tqdm import tqdm
   from cca_jax.codec import load_bundle
@@ -115,14 +116,14 @@ def run(models, data: str, out: str, codecs=(), qualities=None, name: str = "cca
           keep = keeper.keeper(name, i)
           points.append(learned.evaluate_model(
               b, images, path, multiple, estimate, warmup, bar,
-              keep=lambda n, d, keep=keep: keep(n, d)))
+              keep=lambda n, d, keep=keep: keep(n, d), optimize=optimize))
         order = np.argsort([p["summary"]["bpp"] for p in points], kind="stable")
         if visual:
           rec = keeper.recon.get(name, [])
           keeper.recon[name] = [rec[i] if i < len(rec) else None for i in order]
         curves.append({"name": name, "label": label or name, "kind": "model",
                        "settings": {"multiple": multiple, "estimate": estimate,
-                                    "warmup": warmup},
+                                    "warmup": warmup, "optimize": optimize},
                        "points": [points[i] for i in order]})
       for c in codecs:
         bar.set_postfix_str(c.name)
@@ -212,6 +213,9 @@ def _parser():
                  help="time the first image of each size too (includes compilation)")
   p.add_argument("--visual", metavar="IMAGE",
                  help="keep this image's reconstructions for a visual comparison")
+  p.add_argument("--optimize", type=int, default=0, metavar="STEPS",
+                 help="the encoder's latent optimisation: STEPS gradient steps per image "
+                      "(slow; the decoder is unchanged; default 0: off)")
   p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
   return p
 
@@ -225,6 +229,8 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   if args.limit is not None and args.limit < 1:
     p.error("--limit must be positive")
+  if args.optimize < 0:
+    p.error("--optimize must be 0 or positive")
   try:
     names = [] if args.codecs.strip().lower() in ("", "none") else (
         list(classical.DEFAULT_CODECS) if args.codecs.strip().lower() == "default"
@@ -252,7 +258,7 @@ def main(argv=None) -> int:
       doc = run(args.model, args.data, args.out, codecs, qualities, args.name,
                 args.label, args.limit, image_names, args.pad_multiple,
                 not args.no_estimate, not args.no_warmup, args.visual, command,
-                progress=not args.quiet)
+                progress=not args.quiet, optimize=args.optimize)
   except (CodecError, ImageError, ValueError, OSError, KeyboardInterrupt) as e:
     return fail_with(e)
   if not args.quiet:

@@ -41,11 +41,12 @@ def float_output(bundle, decoded) -> np.ndarray:
 
 
 def code_image(bundle, image: np.ndarray, multiple: int = DEFAULT_MULTIPLE,
-               estimate: bool = True):
-  """Code one ``(H, W, 3)`` uint8 image: ``(record, decoded uint8 image)``."""
+               estimate: bool = True, optimize: int = 0):
+  """Code one ``(H, W, 3)`` uint8 image: ``(record, decoded uint8 image)``.
+  ``optimize``: the encoder's latent optimisation steps (``codec.encode``)."""
   from cca_jax.codec import decode, encode
   t = time.perf_counter()
-  enc = encode(bundle, image, multiple)
+  enc = encode(bundle, image, multiple, optimize=optimize)
   t_enc = time.perf_counter() - t
   t = time.perf_counter()
   dec = decode(bundle, enc.data)
@@ -116,7 +117,8 @@ def expand_models(specs) -> list[str]:
 def evaluate_model(bundle, images: Sequence[tuple[str, np.ndarray]],
                    path: str | None = None, multiple: int = DEFAULT_MULTIPLE,
                    estimate: bool = True, warmup: bool = True, progress=None,
-                   keep: Callable[[str, np.ndarray], None] | None = None) -> dict:
+                   keep: Callable[[str, np.ndarray], None] | None = None,
+                   optimize: int = 0) -> dict:
   """One RD point: ``bundle`` over ``images`` (``(name, uint8)`` pairs)."""
   from cca_jax.ops.padding import padding_for
   seen = set()
@@ -125,9 +127,9 @@ def evaluate_model(bundle, images: Sequence[tuple[str, np.ndarray]],
     (t, b), (l, r) = padding_for(image.shape[0], image.shape[1], multiple)
     shape = (image.shape[0] + t + b, image.shape[1] + l + r)
     if warmup and shape not in seen:
-      code_image(bundle, image, multiple, estimate)
+      code_image(bundle, image, multiple, estimate, optimize)
     seen.add(shape)
-    rec, decoded = code_image(bundle, image, multiple, estimate)
+    rec, decoded = code_image(bundle, image, multiple, estimate, optimize)
     recs.append({"image": name, **rec})
     if keep is not None:
       keep(name, decoded)
@@ -137,4 +139,5 @@ def evaluate_model(bundle, images: Sequence[tuple[str, np.ndarray]],
   summary["roundtrip_exact"] = all(r["roundtrip_exact"] for r in recs)
   setting = model_setting(bundle, path)
   setting["multiple"] = int(multiple)
+  setting["optimize"] = int(optimize)
   return {"setting": setting, "summary": summary, "images": recs}
