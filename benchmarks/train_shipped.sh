@@ -5,7 +5,8 @@
 # bundle under 10 MB; benchmarks/float16_cost.py measures it); the top rate from the
 # lambda-0.3 bundle; round 2: the base trained on, lambda 7 and 0.3 fine-tuned again;
 # round 3: qualities 5-7 trained on from their own bundles; round 4: quality 4 trained
-# on, qualities 1-3 chained anew from it; rounds 5 and 6: the top qualities trained on.
+# on, qualities 1-3 chained anew from it; round 5: qualities 6 and 7 trained on;
+# round 6: quality 5.
 # On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
@@ -128,23 +129,15 @@ for l in 0.05 0.3; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round5_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
-# Round 6 (2026-12-07): quality 5 (lambda 1.8, last trained in round 3) 3000 steps, then
-# qualities 6 and 7 2500 steps each, from their shipped bundles (peak lr 3e-4, 50
-# warm-up steps, cosine); the bundles they replaced are kept as models/retired/*-r3/-r5.
-for pair in 1.8:3 0.3:5 0.05:5; do
-  l=${pair%:*}
-  [ -e "models/retired/cca-m96-l$l-r${pair#*:}.ccam" ] ||
-    cp "models/cca-m96-l$l.ccam" "models/retired/cca-m96-l$l-r${pair#*:}.ccam"
-done
-round6() { nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$1" \
-  --workdir "workdirs/round6_$1" --config.init_from="models/retired/cca-m96-l$1-r$2.ccam" \
+# Round 6 (2026-12-07): quality 5 (lambda 1.8, last trained in round 3) trained on from
+# its bundle for 3000 steps (peak lr 3e-4, 50 warm-up steps, cosine); the bundle it
+# replaced is kept as models/retired/cca-m96-l1.8-r3.ccam.
+[ -e models/retired/cca-m96-l1.8-r3.ccam ] ||
+  cp models/cca-m96-l1.8.ccam models/retired/cca-m96-l1.8-r3.ccam
+nice -n 10 .venv/bin/python -m cca_jax.train --config configs/shipped.py:1.8 \
+  --workdir workdirs/round6_1.8 --config.init_from=models/retired/cca-m96-l1.8-r3.ccam \
   --config.warmup_steps=50 --config.eval_every=500 --config.checkpoint_every=250 \
-  --config.learning_rate=3e-4 --config.num_steps="$3" "${@:4}"; }
-round6 1.8 3 3000
-round6 0.3 5 2500
-round6 0.05 5 2500 --config.alpha=0.2
-for l in 1.8 0.3 0.05; do
-  .venv/bin/python -m cca_jax.export --workdir "workdirs/round6_$l" \
-    --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
-done
+  --config.learning_rate=3e-4 --config.num_steps=3000
+.venv/bin/python -m cca_jax.export --workdir workdirs/round6_1.8 \
+  --out models/cca-m96-l1.8.ccam --weights float16 --no-register
 echo "== done $(date)"
