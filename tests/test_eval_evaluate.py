@@ -52,6 +52,7 @@ def test_results_file(setup):
     b = setup["bundles"][name]
     assert p["setting"]["model_id"] == b.model_id.hex()
     assert p["setting"]["slice_sizes"] == list(b.model.sizes)
+    assert p["setting"]["optimize"] == 0 and model["settings"]["optimize"] == 0
     assert p["summary"]["roundtrip_exact"] is True
     for rec in p["images"]:
       npix = 192 * 192
@@ -134,6 +135,7 @@ def test_failures_are_one_line(setup, tmp_path, capsys):
       (["--codecs", "jpeg", "--qualities", "webp=10"], "not in --codecs"),
       (["--codecs", "jpeg", "--visual", "nope.png"], "not among the evaluated images"),
       (["--codecs", "jpeg", "--images", "nope.png"], "no image named nope.png"),
+      (["--model", setup["models"][1], "--optimize", "2"], "records no training lambda"),
   ]
   for args, msg in cases:
     capsys.readouterr()
@@ -145,7 +147,8 @@ def test_failures_are_one_line(setup, tmp_path, capsys):
   empty.mkdir()
   assert evaluate.main(["--data", str(empty), "--out", str(out), "--codecs", "jpeg"]) == 1
   assert "no images" in capsys.readouterr().err
-  for args in (base, base + ["--limit", "0", "--codecs", "jpeg"]):
+  for args in (base, base + ["--limit", "0", "--codecs", "jpeg"],
+               base + ["--optimize", "-1", "--codecs", "jpeg"]):
     with pytest.raises(SystemExit) as e:
       evaluate.main(args)
     assert e.value.code == 2

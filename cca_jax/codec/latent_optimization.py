@@ -40,7 +40,7 @@ from cca_jax.codec.errors import CodecError
 from cca_jax.model.entropy.context import split_slices
 from cca_jax.model.entropy.gaussian import gaussian_likelihood
 
-DEFAULT_LEARNING_RATE = 1e-2
+DEFAULT_LEARNING_RATE = 3e-2
 TAU_MAX = 0.5
 WARM_FRACTION = 0.35
 DECAY = 1.3
