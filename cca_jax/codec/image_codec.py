@@ -28,10 +28,10 @@ import jax
 import numpy as np
 
 from cca_jax.codec import format as fmt
-from cca_jax.codec.latent_optimization import DEFAULT_LEARNING_RATE, optimize_latents
 from cca_jax.codec.coder import (SYMBOL_LIMIT, coder_from_bytes, coder_to_bytes,
                                  new_coder, pop_symbols, push_symbols)
 from cca_jax.codec.errors import CodecError
+from cca_jax.codec.latent_optimization import DEFAULT_LEARNING_RATE, optimize_latents
 from cca_jax.model.cca import DOWNSAMPLING
 from cca_jax.model.entropy.tables import scale_indexes
 from cca_jax.ops.padding import DEFAULT_MULTIPLE, crop, pad_centered

@@ -4,8 +4,8 @@ The analysis transform predicts ``y`` in one pass (amortised inference); for any
 image a ``y`` with a lower rate-distortion cost usually exists, and searching for it
 costs only encoding time: the stream format, the decoder and the model are unchanged.
 This is iterative inference with stochastic Gumbel annealing (SGA; Yang, Bamler,
-Mandt, "Improving Inference for Neural Image Compression", NeurIPS 2020, Sec. 3):
-gradient descent (Adam) on
+Mandt, "Improving Inference for Neural Image Compression", NeurIPS 2020, arXiv
+2006.04240): gradient descent (Adam) on
 
     J(y) = distortion_weight * 255^2 * MSE(g_s(y_hat), x) + lambda * bpp(y_hat)
 
@@ -34,7 +34,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from cca_jax.codec.errors import CodecError
 from cca_jax.model.entropy.context import split_slices
@@ -56,7 +55,7 @@ def temperature(t, steps: int):
 def sga_round(r: jax.Array, tau, key, eps: float = 1e-5) -> jax.Array:
   """One SGA sample of ``r`` rounded to the integers: a relaxed (Gumbel-softmax)
   choice between ``floor(r)`` and ``floor(r) + 1`` with logits
-  ``-atanh(distance) / tau`` and temperature ``tau`` (Yang et al. 2020, Eq. 7)."""
+  ``-atanh(distance) / tau`` and temperature ``tau`` (Yang et al. 2020)."""
   lo = jax.lax.stop_gradient(jnp.floor(r))
   logits = jnp.stack([-jnp.arctanh(jnp.clip(r - lo, -1 + eps, 1 - eps)),
                       -jnp.arctanh(jnp.clip(lo + 1 - r, -1 + eps, 1 - eps))], -1) / tau
@@ -81,6 +80,7 @@ def _decoder_pass(m, y, latent_means, latent_scales, quantize):
 @functools.lru_cache(maxsize=8)
 def _optimizer(model, steps: int):
   """The jit-compiled search for one architecture and step count."""
+  import optax  # only here: the codec's start-up does not pay for it
 
   def objective(params, y, x, mask, lm, ls, weights, quantize):
     x_hat, total_bits = model.apply({"params": params}, y, lm, ls, quantize,
