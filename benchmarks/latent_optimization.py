@@ -56,7 +56,7 @@ def main() -> int:
 
   from cca_jax.codec import decode, encode, registry
   from cca_jax.codec.bundle import load_bundle
-  from cca_jax.codec.latent_optimization import bundle_lambda
+  from cca_jax.codec.latent_optimization import DEFAULT_LEARNING_RATE, bundle_lambda
   from cca_jax.eval.dataset import load_images
   from cca_jax.eval.metrics import psnr
   from cca_jax.utils import compilation_cache
@@ -76,10 +76,9 @@ def main() -> int:
     bundle = load_bundle(registry.by_quality(q).path)
     lam = bundle_lambda(bundle)
 
-    def code(image, steps=0, lr=0.0):
+    def code(image, steps=0, lr=DEFAULT_LEARNING_RATE):
       t = time.perf_counter()
-      enc = encode(bundle, image, optimize=steps, optimize_lr=lr) if steps else \
-          encode(bundle, image)
+      enc = encode(bundle, image, optimize=steps, optimize_lr=lr)
       seconds = time.perf_counter() - t
       dec = decode(bundle, enc.data)
       assert np.array_equal(dec.y_hat, enc.y_hat), "round trip not exact"
