@@ -157,7 +157,8 @@ def encode(bundle, image, multiple: int = DEFAULT_MULTIPLE, reconstruct: bool = 
   """
   multiple = check_multiple(multiple)
   if not isinstance(optimize, (int, np.integer)) or optimize < 0:
-    raise CodecError(f"optimisation steps must be a non-negative integer, got {optimize!r}")
+    raise CodecError("optimisation steps must be a non-negative integer, "
+                     f"got {optimize!r}")
   x = _as_image(image)
   height, width = x.shape[:2]
   xp, padding = pad_centered(x[None], multiple)
