@@ -140,4 +140,17 @@ nice -n 10 .venv/bin/python -m cca_jax.train --config configs/shipped.py:1.8 \
   --config.learning_rate=3e-4 --config.num_steps=3000
 .venv/bin/python -m cca_jax.export --workdir workdirs/round6_1.8 \
   --out models/cca-m96-l1.8.ccam --weights float16 --no-register
+# Round 7 (2026-12-07): qualities 4 and 3 (lambda 7 and 15, last trained in round 4)
+# trained on from their bundles, 3000 steps each (peak lr 3e-4, 50 warm-up steps,
+# cosine); the bundles they replaced are kept as models/retired/cca-m96-l{7,15}-r4.ccam.
+for l in 7 15; do
+  [ -e "models/retired/cca-m96-l$l-r4.ccam" ] ||
+    cp "models/cca-m96-l$l.ccam" "models/retired/cca-m96-l$l-r4.ccam"
+  nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$l" \
+    --workdir "workdirs/round7_$l" --config.init_from="models/retired/cca-m96-l$l-r4.ccam" \
+    --config.warmup_steps=50 --config.eval_every=500 --config.checkpoint_every=250 \
+    --config.learning_rate=3e-4 --config.num_steps=3000
+  .venv/bin/python -m cca_jax.export --workdir "workdirs/round7_$l" \
+    --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
+done
 echo "== done $(date)"
