@@ -153,4 +153,18 @@ for l in 7 15; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round7_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
+# Round 8 (2026-12-07): qualities 6 and 5 (lambda 0.3 and 1.8, last trained in rounds 5
+# and 6) trained on from their bundles in the same way; the bundles they replaced are
+# kept as models/retired/cca-m96-l0.3-r5.ccam and cca-m96-l1.8-r6.ccam.
+for l_r in 0.3:5 1.8:6; do
+  l=${l_r%:*} r=${l_r#*:}
+  [ -e "models/retired/cca-m96-l$l-r$r.ccam" ] ||
+    cp "models/cca-m96-l$l.ccam" "models/retired/cca-m96-l$l-r$r.ccam"
+  nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$l" \
+    --workdir "workdirs/round8_$l" --config.init_from="models/retired/cca-m96-l$l-r$r.ccam" \
+    --config.warmup_steps=50 --config.eval_every=500 --config.checkpoint_every=250 \
+    --config.learning_rate=3e-4 --config.num_steps=3000
+  .venv/bin/python -m cca_jax.export --workdir "workdirs/round8_$l" \
+    --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
+done
 echo "== done $(date)"
