@@ -57,9 +57,10 @@ def main() -> int:
     s = read_scalars(wd)
     off = _offset(wd, last_steps)
     with open(os.path.join(wd, "config.json")) as f:
-      lmbda = json.load(f).get("lmbda")
+      config = json.load(f)
     color = f"C{i}"
-    label = f"{os.path.basename(wd.rstrip('/'))} (lambda {lmbda})"
+    label = (f"{os.path.basename(wd.rstrip('/'))} (lambda {config.get('lmbda')}, batch "
+             f"{config.get('batch_size')} of {config.get('patch_size')}^2)")
     for ax, key in zip(axes, ("psnr", "bpp")):
       tr = s.get(f"train/{key}", [])
       ev = s.get(f"eval/{key}", [])
@@ -71,7 +72,7 @@ def main() -> int:
     steps = [a for a, _ in s.get("train/psnr", [])]
     last_steps[os.path.abspath(wd)] = off + (steps[-1] if steps else 0)
   for ax, key in zip(axes, ("PSNR (dB)", "bpp")):
-    ax.set_xlabel("step (batch 8 of 128x128)")
+    ax.set_xlabel("step")
     ax.set_ylabel(key)
     ax.grid(alpha=0.3)
   axes[0].set_ylim(bottom=15)
