@@ -10,6 +10,10 @@ latent-optimised points at qualities 4-7.
 ``--points FILE:CURVE[:FIRST-LAST]`` takes the curve's points (sorted by rate;
 indices from 0) of that file; the assembled curve is compared with every classical
 curve of ``--anchors`` (BD-rate, PCHIP, over the quality range both cover).
+``--write OUT --name NAME --label LABEL`` also saves the assembled points, each with
+its whole record, as one curve of a results file that ``python -m cca_jax.report``
+reads (e.g. the latent-optimised points of the bundles still shipped, measured in
+two runs); its ``command`` lists the source files and their commands.
 """
 
 from __future__ import annotations
@@ -25,15 +29,39 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 
-def _points(spec: str, key: str) -> np.ndarray:
+def _select(spec: str) -> tuple[dict, dict, list[dict]]:
+  """``(results file, curve, its selected points sorted by rate)`` of a ``--points``."""
   path, name, *rest = spec.split(":")
-  curve = next(c for c in json.load(open(path))["curves"] if c["name"] == name)
-  pts = np.array([(p["summary"]["bpp"], p["summary"][key]) for p in curve["points"]])
-  pts = pts[np.argsort(pts[:, 0])]
+  with open(path) as f:
+    doc = json.load(f)
+  curve = next(c for c in doc["curves"] if c["name"] == name)
+  points = sorted(curve["points"], key=lambda p: p["summary"]["bpp"])
   if rest:
     first, last = (int(v) for v in rest[0].split("-"))
-    pts = pts[first:last + 1]
-  return pts
+    points = points[first:last + 1]
+  return doc, curve, points
+
+
+def _points(spec: str, key: str) -> np.ndarray:
+  return np.array([(p["summary"]["bpp"], p["summary"][key]) for p in _select(spec)[2]])
+
+
+def write_curve(specs: list[str], out: str, name: str, label: str) -> None:
+  """The points of ``specs`` as one curve ``name`` of a new results file ``out``."""
+  selected = [_select(s) for s in specs]
+  doc, curve, _ = selected[0]
+  points = sorted((p for _, _, ps in selected for p in ps),
+                  key=lambda p: p["summary"]["bpp"])
+  sources = "; ".join(f"{s} from: {d['command']}" for s, (d, _, _) in zip(specs, selected))
+  new = {k: v for k, v in doc.items() if k not in ("curves", "visual", "command")}
+  new["command"] = ("python benchmarks/bd_mixed.py " + " ".join(
+      f"--points {s}" for s in specs) + f" --write {out}; sources: {sources}")
+  new["curves"] = [dict(curve, name=name, label=label, points=points)]
+  folder = os.path.dirname(out)
+  if folder:
+    os.makedirs(folder, exist_ok=True)
+  with open(out, "w") as f:
+    json.dump(new, f, indent=1)
 
 
 def main() -> int:
@@ -41,7 +69,12 @@ def main() -> int:
   p.add_argument("--anchors", required=True, help="results file with classical codecs")
   p.add_argument("--points", action="append", required=True,
                  help="FILE:CURVE[:FIRST-LAST] (repeatable)")
+  p.add_argument("--write", metavar="OUT", help="save the assembled curve (results file)")
+  p.add_argument("--name", help="its curve name (with --write)")
+  p.add_argument("--label", help="its label (with --write)")
   args = p.parse_args()
+  if args.write and not (args.name and args.label):
+    p.error("--write needs --name and --label")
   from cca_jax.eval import bdrate
   for key, anchor_key in (("psnr_8bit", "psnr"), ("ms_ssim_db", "ms_ssim_db")):
     test = np.concatenate([_points(s, key) for s in args.points])
@@ -53,6 +86,9 @@ def main() -> int:
       a = np.array([(q["summary"]["bpp"], q["summary"][anchor_key]) for q in c["points"]])
       r = bdrate.bd_rate(a[:, 0], a[:, 1], test[:, 0], test[:, 1])
       print(f"  vs {c['name']:8s} {r.value:+6.1f} %")
+  if args.write:
+    write_curve(args.points, args.write, args.name, args.label)
+    print(f"wrote {args.write}")
   return 0
 
 
