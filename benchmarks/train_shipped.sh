@@ -129,41 +129,27 @@ for l in 0.05 0.3; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round5_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
-# Round 6 (2026-12-07): quality 5 (lambda 1.8, last trained in round 3) trained on from
-# its bundle for 3000 steps (peak lr 3e-4, 50 warm-up steps, cosine); the bundle it
-# replaced is kept as models/retired/cca-m96-l1.8-r3.ccam.
-[ -e models/retired/cca-m96-l1.8-r3.ccam ] ||
-  cp models/cca-m96-l1.8.ccam models/retired/cca-m96-l1.8-r3.ccam
-nice -n 10 .venv/bin/python -m cca_jax.train --config configs/shipped.py:1.8 \
-  --workdir workdirs/round6_1.8 --config.init_from=models/retired/cca-m96-l1.8-r3.ccam \
-  --config.warmup_steps=50 --config.eval_every=500 --config.checkpoint_every=250 \
-  --config.learning_rate=3e-4 --config.num_steps=3000
-.venv/bin/python -m cca_jax.export --workdir workdirs/round6_1.8 \
-  --out models/cca-m96-l1.8.ccam --weights float16 --no-register
-# Round 7 (2026-12-07): qualities 4 and 3 (lambda 7 and 15, last trained in round 4)
-# trained on from their bundles, 3000 steps each (peak lr 3e-4, 50 warm-up steps,
-# cosine); the bundles they replaced are kept as models/retired/cca-m96-l{7,15}-r4.ccam.
-for l in 7 15; do
-  [ -e "models/retired/cca-m96-l$l-r4.ccam" ] ||
-    cp "models/cca-m96-l$l.ccam" "models/retired/cca-m96-l$l-r4.ccam"
+# Rounds 6-8 train a quality on from its own bundle for 3000 steps (peak lr 3e-4, 50
+# warm-up steps, cosine, fresh optimizers and auxiliary model) and keep the bundle it
+# replaces as models/retired/cca-m96-l<lambda>-r<the round that made it>.ccam.
+train_on() {  # ROUND LAMBDA ROUND-OF-THE-BUNDLE-IT-REPLACES
+  local round=$1 l=$2 old="models/retired/cca-m96-l$2-r$3.ccam"
+  [ -e "$old" ] || cp "models/cca-m96-l$l.ccam" "$old"
   nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$l" \
-    --workdir "workdirs/round7_$l" --config.init_from="models/retired/cca-m96-l$l-r4.ccam" \
+    --workdir "workdirs/round${round}_$l" --config.init_from="$old" \
     --config.warmup_steps=50 --config.eval_every=500 --config.checkpoint_every=250 \
     --config.learning_rate=3e-4 --config.num_steps=3000
-  .venv/bin/python -m cca_jax.export --workdir "workdirs/round7_$l" \
+  .venv/bin/python -m cca_jax.export --workdir "workdirs/round${round}_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
-done
-# Round 8 (2026-12-07): quality 6 (lambda 0.3, last trained in round 5) trained on from
-# its bundle in the same way; the bundle it replaced is kept as
-# models/retired/cca-m96-l0.3-r5.ccam. Quality 5 was left as it is: 1000 more steps of
-# the same recipe from its round-6 bundle moved it by 0.01 dB on Kodak, with batch 8 of
-# 128x128 crops and with batch 2 of 256x256 alike (docs/benchmarks.md, round 8).
-[ -e models/retired/cca-m96-l0.3-r5.ccam ] ||
-  cp models/cca-m96-l0.3.ccam models/retired/cca-m96-l0.3-r5.ccam
-nice -n 10 .venv/bin/python -m cca_jax.train --config configs/shipped.py:0.3 \
-  --workdir workdirs/round8_0.3 --config.init_from=models/retired/cca-m96-l0.3-r5.ccam \
-  --config.warmup_steps=50 --config.eval_every=500 --config.checkpoint_every=250 \
-  --config.learning_rate=3e-4 --config.num_steps=3000
-.venv/bin/python -m cca_jax.export --workdir workdirs/round8_0.3 \
-  --out models/cca-m96-l0.3.ccam --weights float16 --no-register
+}
+# Round 6 (2026-12-07): quality 5 (lambda 1.8, last trained in round 3).
+train_on 6 1.8 3
+# Round 7 (2026-12-07): qualities 4 and 3 (lambda 7 and 15, last trained in round 4).
+train_on 7 7 4
+train_on 7 15 4
+# Round 8 (2026-12-07): quality 6 (lambda 0.3, last trained in round 5). Quality 5 was
+# left as it is: 1000 more steps of the same recipe from its round-6 bundle moved it
+# by 0.01 dB on Kodak, with batch 8 of 128x128 crops and with batch 2 of 256x256 alike
+# (docs/benchmarks.md, "Shipped models, rounds 7 and 8").
+train_on 8 0.3 5
 echo "== done $(date)"
