@@ -42,16 +42,11 @@ def _select(spec: str) -> tuple[dict, dict, list[dict]]:
   return doc, curve, points
 
 
-def _points(spec: str, key: str) -> np.ndarray:
-  return np.array([(p["summary"]["bpp"], p["summary"][key]) for p in _select(spec)[2]])
-
-
-def write_curve(specs: list[str], out: str, name: str, label: str) -> None:
-  """The points of ``specs`` as one curve ``name`` of a new results file ``out``."""
-  selected = [_select(s) for s in specs]
+def write_curve(specs: list[str], selected: list[tuple], points: list[dict], out: str,
+                name: str, label: str) -> None:
+  """``points`` (chosen by ``specs``, read as ``selected``) as one curve ``name`` of a
+  new results file ``out``."""
   doc, curve, _ = selected[0]
-  points = sorted((p for _, _, ps in selected for p in ps),
-                  key=lambda p: p["summary"]["bpp"])
   sources = "; ".join(f"{s} from: {d['command']}" for s, (d, _, _) in zip(specs, selected))
   new = {k: v for k, v in doc.items() if k not in ("curves", "visual", "command")}
   new["command"] = ("python benchmarks/bd_mixed.py " + " ".join(
@@ -76,18 +71,20 @@ def main() -> int:
   if args.write and not (args.name and args.label):
     p.error("--write needs --name and --label")
   from cca_jax.eval import bdrate
+  selected = [_select(s) for s in args.points]
+  points = sorted((pt for _, _, pts in selected for pt in pts),
+                  key=lambda pt: pt["summary"]["bpp"])
+  with open(args.anchors) as f:
+    anchors = [c for c in json.load(f)["curves"] if c["kind"] != "model"]
   for key, anchor_key in (("psnr_8bit", "psnr"), ("ms_ssim_db", "ms_ssim_db")):
-    test = np.concatenate([_points(s, key) for s in args.points])
-    test = test[np.argsort(test[:, 0])]
+    test = np.array([(pt["summary"]["bpp"], pt["summary"][key]) for pt in points])
     print(f"{key}: {len(test)} points, {test[0, 0]:.3f}-{test[-1, 0]:.3f} bpp")
-    for c in json.load(open(args.anchors))["curves"]:
-      if c["kind"] == "model":
-        continue
+    for c in anchors:
       a = np.array([(q["summary"]["bpp"], q["summary"][anchor_key]) for q in c["points"]])
       r = bdrate.bd_rate(a[:, 0], a[:, 1], test[:, 0], test[:, 1])
       print(f"  vs {c['name']:8s} {r.value:+6.1f} %")
   if args.write:
-    write_curve(args.points, args.write, args.name, args.label)
+    write_curve(args.points, selected, points, args.write, args.name, args.label)
     print(f"wrote {args.write}")
   return 0
 
