@@ -6,7 +6,7 @@
 # lambda-0.3 bundle; round 2: the base trained on, lambda 7 and 0.3 fine-tuned again;
 # round 3: qualities 5-7 trained on from their own bundles; round 4: quality 4 trained
 # on, qualities 1-3 chained anew from it; round 5: qualities 6 and 7 trained on;
-# round 6: quality 5.
+# round 6: quality 5; rounds 7-9: qualities 3, 4 and 6.
 # On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
@@ -132,13 +132,13 @@ done
 # Rounds 6-8 train a quality on from its own bundle for 3000 steps (peak lr 3e-4, 50
 # warm-up steps, cosine, fresh optimizers and auxiliary model) and keep the bundle it
 # replaces as models/retired/cca-m96-l<lambda>-r<the round that made it>.ccam.
-train_on() {  # ROUND LAMBDA ROUND-OF-THE-BUNDLE-IT-REPLACES
+train_on() {  # ROUND LAMBDA ROUND-OF-THE-BUNDLE-IT-REPLACES [CONFIG OVERRIDES]
   local round=$1 l=$2 old="models/retired/cca-m96-l$2-r$3.ccam"
   [ -e "$old" ] || cp "models/cca-m96-l$l.ccam" "$old"
   nice -n 10 .venv/bin/python -m cca_jax.train --config "configs/shipped.py:$l" \
     --workdir "workdirs/round${round}_$l" --config.init_from="$old" \
     --config.warmup_steps=50 --config.eval_every=500 --config.checkpoint_every=250 \
-    --config.learning_rate=3e-4 --config.num_steps=3000
+    --config.learning_rate=3e-4 --config.num_steps=3000 "${@:4}"
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round${round}_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 }
@@ -152,4 +152,8 @@ train_on 7 15 4
 # by 0.01 dB on Kodak, with batch 8 of 128x128 crops and with batch 2 of 256x256 alike
 # (docs/benchmarks.md, "Shipped models, rounds 7 and 8").
 train_on 8 0.3 5
+# Round 9 (2026-12-07): qualities 4, 3 and 6 once more from their round-7/8 bundles.
+train_on 9 7 7
+train_on 9 15 7
+train_on 9 0.3 8
 echo "== done $(date)"
