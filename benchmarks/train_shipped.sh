@@ -6,7 +6,7 @@
 # lambda-0.3 bundle; round 2: the base trained on, lambda 7 and 0.3 fine-tuned again;
 # round 3: qualities 5-7 trained on from their own bundles; round 4: quality 4 trained
 # on, qualities 1-3 chained anew from it; round 5: qualities 6 and 7 trained on;
-# round 6: quality 5; rounds 7-9: qualities 3, 4 and 6.
+# round 6: quality 5; rounds 7-10: qualities 3-6.
 # On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
@@ -156,4 +156,9 @@ train_on 8 0.3 5
 train_on 9 7 7
 train_on 9 15 7
 train_on 9 0.3 8
+# Quality 5 (lambda 1.8, round 6) at a third of the peak lr.
+train_on 9 1.8 6 --config.learning_rate=1e-4
+# Round 10 (2026-12-07): qualities 4 and 3 once more from their round-9 bundles.
+train_on 10 7 9
+train_on 10 15 9
 echo "== done $(date)"
