@@ -129,9 +129,11 @@ for l in 0.05 0.3; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round5_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
-# Rounds 6-8 train a quality on from its own bundle for 3000 steps (peak lr 3e-4, 50
-# warm-up steps, cosine, fresh optimizers and auxiliary model) and keep the bundle it
-# replaces as models/retired/cca-m96-l<lambda>-r<the round that made it>.ccam.
+# Rounds 6-10 train a quality on from its own bundle for 3000 steps (peak lr 3e-4
+# unless overridden, 50 warm-up steps, cosine, fresh optimizers and auxiliary model)
+# and keep the bundle it replaces as models/retired/cca-m96-l<lambda>-r<the round that
+# made it>.ccam (the repository keeps those that shipped: not the round-9 bundles of
+# qualities 3 and 4, which round 10 replaced in the same session).
 train_on() {  # ROUND LAMBDA ROUND-OF-THE-BUNDLE-IT-REPLACES [CONFIG OVERRIDES]
   local round=$1 l=$2 old="models/retired/cca-m96-l$2-r$3.ccam"
   [ -e "$old" ] || cp "models/cca-m96-l$l.ccam" "$old"
