@@ -129,7 +129,7 @@ for l in 0.05 0.3; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round5_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
-# Rounds 6-10 train a quality on from its own bundle for 3000 steps (peak lr 3e-4
+# Rounds 6-11 train a quality on from its own bundle for 3000 steps (peak lr 3e-4
 # unless overridden, 50 warm-up steps, cosine, fresh optimizers and auxiliary model)
 # and keep the bundle it replaces as models/retired/cca-m96-l<lambda>-r<the round that
 # made it>.ccam (the repository keeps those that shipped: not the round-9 bundles of
@@ -163,4 +163,9 @@ train_on 9 1.8 6 --config.learning_rate=1e-4
 # Round 10 (2026-12-07): qualities 4 and 3 once more from their round-9 bundles.
 train_on 10 7 9
 train_on 10 15 9
+# Round 11 (2026-12-07/08): qualities 6, 5, 4 and 3 once more, all at peak lr 1e-4.
+train_on 11 0.3 9 --config.learning_rate=1e-4
+train_on 11 1.8 9 --config.learning_rate=1e-4
+train_on 11 7 10 --config.learning_rate=1e-4
+train_on 11 15 10 --config.learning_rate=1e-4
 echo "== done $(date)"
