@@ -129,11 +129,12 @@ for l in 0.05 0.3; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round5_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
-# Rounds 6-11 train a quality on from its own bundle for 3000 steps (peak lr 3e-4
+# Rounds 6-12 train a quality on from its own bundle for 3000 steps (peak lr 3e-4
 # unless overridden, 50 warm-up steps, cosine, fresh optimizers and auxiliary model)
 # and keep the bundle it replaces as models/retired/cca-m96-l<lambda>-r<the round that
 # made it>.ccam (the repository keeps those that shipped: not the round-9 bundles of
-# qualities 3 and 4, which round 10 replaced in the same session).
+# qualities 3 and 4 nor the round-11 bundles of qualities 5 and 6, which the next
+# round replaced in the same session).
 train_on() {  # ROUND LAMBDA ROUND-OF-THE-BUNDLE-IT-REPLACES [CONFIG OVERRIDES]
   local round=$1 l=$2 old="models/retired/cca-m96-l$2-r$3.ccam"
   [ -e "$old" ] || cp "models/cca-m96-l$l.ccam" "$old"
@@ -168,4 +169,7 @@ train_on 11 0.3 9 --config.learning_rate=1e-4
 train_on 11 1.8 9 --config.learning_rate=1e-4
 train_on 11 7 10 --config.learning_rate=1e-4
 train_on 11 15 10 --config.learning_rate=1e-4
+# Round 12 (2026-12-08): qualities 6 and 5 once more from their round-11 bundles.
+train_on 12 0.3 11 --config.learning_rate=1e-4
+train_on 12 1.8 11 --config.learning_rate=1e-4
 echo "== done $(date)"
