@@ -6,7 +6,7 @@
 # lambda-0.3 bundle; round 2: the base trained on, lambda 7 and 0.3 fine-tuned again;
 # round 3: qualities 5-7 trained on from their own bundles; round 4: quality 4 trained
 # on, qualities 1-3 chained anew from it; round 5: qualities 6 and 7 trained on;
-# round 6: quality 5; rounds 7-10: qualities 3-6.
+# round 6: quality 5; rounds 7-12: qualities 3-6; rounds 13-14: qualities 1-4.
 # On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
@@ -129,12 +129,12 @@ for l in 0.05 0.3; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round5_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
-# Rounds 6-12 train a quality on from its own bundle for 3000 steps (peak lr 3e-4
+# Rounds 6-14 train a quality on from its own bundle for 3000 steps (peak lr 3e-4
 # unless overridden, 50 warm-up steps, cosine, fresh optimizers and auxiliary model)
 # and keep the bundle it replaces as models/retired/cca-m96-l<lambda>-r<the round that
 # made it>.ccam (the repository keeps those that shipped: not the round-9 bundles of
-# qualities 3 and 4 nor the round-11 bundles of qualities 5 and 6, which the next
-# round replaced in the same session).
+# qualities 3 and 4, the round-11 bundles of qualities 5 and 6 nor the round-13 bundle
+# of quality 2, which the next round replaced in the same session).
 train_on() {  # ROUND LAMBDA ROUND-OF-THE-BUNDLE-IT-REPLACES [CONFIG OVERRIDES]
   local round=$1 l=$2 old="models/retired/cca-m96-l$2-r$3.ccam"
   [ -e "$old" ] || cp "models/cca-m96-l$l.ccam" "$old"
@@ -172,4 +172,11 @@ train_on 11 15 10 --config.learning_rate=1e-4
 # Round 12 (2026-12-08): qualities 6 and 5 once more from their round-11 bundles.
 train_on 12 0.3 11 --config.learning_rate=1e-4
 train_on 12 1.8 11 --config.learning_rate=1e-4
+# Round 13 (2026-12-08): qualities 2 and 1 (lambda 40 and 150, last trained in round 4).
+train_on 13 40 4
+train_on 13 150 4
+# Round 14 (2026-12-08): quality 2 once more, then qualities 3 and 4 at peak lr 3e-4.
+train_on 14 40 13
+train_on 14 15 11
+train_on 14 7 11
 echo "== done $(date)"
