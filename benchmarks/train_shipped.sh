@@ -6,7 +6,7 @@
 # lambda-0.3 bundle; round 2: the base trained on, lambda 7 and 0.3 fine-tuned again;
 # round 3: qualities 5-7 trained on from their own bundles; round 4: quality 4 trained
 # on, qualities 1-3 chained anew from it; round 5: qualities 6 and 7 trained on;
-# round 6: quality 5; rounds 7-12: qualities 3-6; rounds 13-14: qualities 1-4.
+# round 6: quality 5; rounds 7-12: qualities 3-6; rounds 13-15: qualities 1-4.
 # On this 2-core CPU: about 60 min for the base, about 15 min per fine-tune. Re-running
 # resumes (each workdir continues from its last checkpoint).
 #   bash benchmarks/train_shipped.sh [FINE_TUNE_STEPS]
@@ -129,7 +129,7 @@ for l in 0.05 0.3; do
   .venv/bin/python -m cca_jax.export --workdir "workdirs/round5_$l" \
     --out "models/cca-m96-l$l.ccam" --weights float16 --no-register
 done
-# Rounds 6-14 train a quality on from its own bundle for 3000 steps (peak lr 3e-4
+# Rounds 6-15 train a quality on from its own bundle for 3000 steps (peak lr 3e-4
 # unless overridden, 50 warm-up steps, cosine, fresh optimizers and auxiliary model)
 # and keep the bundle it replaces as models/retired/cca-m96-l<lambda>-r<the round that
 # made it>.ccam (the repository keeps those that shipped: not the round-9 bundles of
@@ -179,4 +179,6 @@ train_on 13 150 4
 train_on 14 40 13
 train_on 14 15 11
 train_on 14 7 11
+# Round 15 (2026-12-08): quality 2 a third time.
+train_on 15 40 14
 echo "== done $(date)"
